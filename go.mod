@@ -1,0 +1,3 @@
+module github.com/wxpay-go/wxpay
+
+go 1.26
