@@ -57,11 +57,17 @@ func appendCanonical(dst []byte, fields []Field, key string) []byte {
 // digest hashes the canonical string and writes the upper-case hex
 // signature into out, returning its length (32 for MD5, 64 for HMAC-SHA256).
 func digest(out *[64]byte, t wxpay.SignType, key string, fields []Field) (int, error) {
+	return digestFunc(out, t, key, func(dst []byte) []byte { return appendCanonical(dst, fields, key) })
+}
+
+// digestFunc is digest with the canonical string (including "key=<key>")
+// written by canon.
+func digestFunc(out *[64]byte, t wxpay.SignType, key string, canon func([]byte) []byte) (int, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	switch t {
 	case wxpay.SignTypeMD5, "":
-		buf := appendCanonical((*bp)[:0], fields, key)
+		buf := canon((*bp)[:0])
 		*bp = buf
 		sum := md5.Sum(buf)
 		upperHex(out[:32], sum[:])
@@ -80,7 +86,7 @@ func digest(out *[64]byte, t wxpay.SignType, key string, fields []Field) (int, e
 		for _, c := range k {
 			buf = append(buf, c^0x36)
 		}
-		buf = appendCanonical(buf, fields, key)
+		buf = canon(buf)
 		*bp = buf
 		inner := sha256.Sum256(buf)
 		var outer [sha256.BlockSize + sha256.Size]byte
@@ -122,6 +128,23 @@ func Sign(t wxpay.SignType, key string, fields []Field) (string, error) {
 func AppendSign(dst []byte, t wxpay.SignType, key string, fields []Field) ([]byte, error) {
 	var out [64]byte
 	n, err := digest(&out, t, key, fields)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, out[:n]...), nil
+}
+
+// AppendSignPrefix appends to dst the signature of a canonical string that
+// the caller has already built: prefix is "k1=v1&k2=v2&…&" (every signed
+// field followed by '&', or empty), to which "key=<key>" is added here.
+// It lets an encoder write the XML and the signed string in one pass.
+func AppendSignPrefix(dst []byte, t wxpay.SignType, key string, prefix []byte) ([]byte, error) {
+	var out [64]byte
+	n, err := digestFunc(&out, t, key, func(b []byte) []byte {
+		b = append(b, prefix...)
+		b = append(b, "key="...)
+		return append(b, key...)
+	})
 	if err != nil {
 		return dst, err
 	}

@@ -127,3 +127,19 @@ func FuzzSignVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendSignPrefix(t *testing.T) {
+	for _, v := range signVectors {
+		fields := wxcrypto.FieldsFromMap(v.fields)
+		var prefix []byte
+		for _, f := range fields {
+			if f.Value != "" && f.Name != "sign" {
+				prefix = append(prefix, f.Name+"="+f.Value+"&"...)
+			}
+		}
+		got, err := wxcrypto.AppendSignPrefix(nil, v.t, v.key, prefix)
+		if err != nil || string(got) != v.want {
+			t.Errorf("%s: AppendSignPrefix = %s, %v; want %s", v.name, got, err, v.want)
+		}
+	}
+}

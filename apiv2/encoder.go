@@ -1,0 +1,281 @@
+package apiv2
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/wxcrypto"
+)
+
+// TimeLayout is the v2 wire layout of times, in China Standard Time.
+const TimeLayout = "20060102150405"
+
+type kind uint8
+
+const (
+	kindStr kind = iota
+	kindInt
+	kindTime
+)
+
+// entry is one request field before encoding; ints and times are written
+// straight into the output, so building a request allocates no strings.
+type entry struct {
+	name string
+	s    string // the value as signed
+	wire string // the value as sent, when it differs (shorturl's long_url)
+	i    int64
+	t    time.Time
+	k    kind
+}
+
+// encoder builds a signed request. It is pooled.
+type encoder struct {
+	entries []entry
+	order   []uint16 // entries' indices, sorted by name
+	xml     []byte
+	canon   []byte
+	err     error
+}
+
+var encPool = sync.Pool{New: func() any {
+	return &encoder{entries: make([]entry, 0, 32), xml: make([]byte, 0, 1024), canon: make([]byte, 0, 1024)}
+}}
+
+func getEncoder() *encoder { return encPool.Get().(*encoder) }
+
+func putEncoder(e *encoder) {
+	if cap(e.xml) > 64<<10 {
+		return // do not keep huge buffers
+	}
+	clear(e.entries) // drop references to the caller's strings
+	e.entries, e.order, e.xml, e.canon, e.err = e.entries[:0], e.order[:0], e.xml[:0], e.canon[:0], nil
+	encPool.Put(e)
+}
+
+// str adds a string field; empty values are left out, as the signature
+// leaves them out.
+func (e *encoder) str(name, v string) {
+	if v != "" {
+		e.entries = append(e.entries, entry{name: name, s: v})
+	}
+}
+
+// num adds an integer field that is always sent.
+func (e *encoder) num(name string, v int64) {
+	e.entries = append(e.entries, entry{name: name, i: v, k: kindInt})
+}
+
+// optNum adds an integer field unless it is zero.
+func (e *encoder) optNum(name string, v int64) {
+	if v != 0 {
+		e.num(name, v)
+	}
+}
+
+// time adds a time in China Standard Time, unless it is zero.
+func (e *encoder) time(name string, t time.Time) {
+	if !t.IsZero() {
+		e.entries = append(e.entries, entry{name: name, t: t, k: kindTime})
+	}
+}
+
+// extra adds caller-supplied fields, refusing names that are not element
+// names or that collide with a typed field.
+func (e *encoder) extra(fields map[string]string) {
+	for k, v := range fields {
+		if !validName(k) {
+			e.fail(invalid("extra field name %q is not a valid element name", k))
+			continue
+		}
+		for _, x := range e.entries {
+			if x.name == k {
+				e.fail(invalid("extra field %q duplicates a typed field", k))
+			}
+		}
+		e.str(k, v)
+	}
+}
+
+// require records an error when a required value is missing.
+func (e *encoder) require(ok bool, format string, args ...any) {
+	if !ok {
+		e.fail(invalid(format, args...))
+	}
+}
+
+func (e *encoder) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+func (x *entry) appendValue(dst []byte) []byte {
+	switch x.k {
+	case kindInt:
+		return strconv.AppendInt(dst, x.i, 10)
+	case kindTime:
+		return appendWireTime(dst, x.t)
+	}
+	return append(dst, x.s...)
+}
+
+// encode sorts the fields, writes the XML and the canonical string in one
+// pass, signs, and returns a fresh copy of the XML.
+func (e *encoder) encode(st wxpay.SignType, key string) ([]byte, error) {
+	// Insertion sort of indices: a request has a few dozen fields, and
+	// moving small integers avoids the write barriers of moving entries.
+	order := e.order[:0]
+	for i := range e.entries {
+		name := e.entries[i].name
+		j := len(order)
+		order = append(order, uint16(i))
+		for j > 0 && e.entries[order[j-1]].name > name {
+			order[j] = order[j-1]
+			j--
+		}
+		order[j] = uint16(i)
+	}
+	e.order = order
+	xml := append(e.xml[:0], "<xml>"...)
+	canon := e.canon[:0]
+	for n, i := range order {
+		x := &e.entries[i]
+		if n > 0 && e.entries[order[n-1]].name == x.name {
+			return nil, fmt.Errorf("field %q set twice", x.name)
+		}
+		canon = append(canon, x.name...)
+		canon = append(canon, '=')
+		start := len(canon)
+		canon = x.appendValue(canon)
+		if x.wire != "" {
+			xml = appendElement(xml, x.name, x.wire)
+		} else if x.k == kindStr {
+			xml = appendElement(xml, x.name, x.s)
+		} else { // digits: bare
+			xml = append(xml, '<')
+			xml = append(xml, x.name...)
+			xml = append(xml, '>')
+			xml = append(xml, canon[start:]...)
+			xml = append(xml, "</"...)
+			xml = append(xml, x.name...)
+			xml = append(xml, '>')
+		}
+		canon = append(canon, '&')
+	}
+	xml = append(xml, "<sign>"...)
+	var err error
+	xml, err = wxcrypto.AppendSignPrefix(xml, st, key, canon)
+	if err != nil {
+		return nil, err
+	}
+	xml = append(xml, "</sign></xml>"...)
+	e.xml, e.canon = xml, canon
+	return append(make([]byte, 0, len(xml)), xml...), nil
+}
+
+// fields returns the request's fields as strings, for diagnostics.
+func (e *encoder) fields() []wxcrypto.Field {
+	out := make([]wxcrypto.Field, 0, len(e.entries))
+	for i := range e.entries {
+		out = append(out, wxcrypto.Field{Name: e.entries[i].name, Value: string(e.entries[i].appendValue(nil))})
+	}
+	wxcrypto.SortFields(out)
+	return out
+}
+
+// decoder reads typed values out of an answer's sorted fields, keeping the
+// first malformed value as its error.
+type decoder struct {
+	f   []wxcrypto.Field
+	err error
+}
+
+func (d *decoder) str(name string) string { return lookup(d.f, name) }
+
+func (d *decoder) int(name string) int64 {
+	return d.parseInt(wxcrypto.Field{Name: name, Value: lookup(d.f, name)})
+}
+
+// parseInt reads a non-negative decimal integer (amounts, counts).
+func (d *decoder) parseInt(f wxcrypto.Field) int64 {
+	if f.Value == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(f.Value, 10, 64)
+	if (err != nil || n < 0) && d.err == nil {
+		d.err = fmt.Errorf("field %s: %q is not a non-negative integer", f.Name, f.Value)
+	}
+	return n
+}
+
+func (d *decoder) time(name string) time.Time {
+	return d.parseTime(wxcrypto.Field{Name: name, Value: lookup(d.f, name)})
+}
+
+// parseTime reads a yyyyMMddHHmmss time in China Standard Time.
+func (d *decoder) parseTime(f wxcrypto.Field) time.Time {
+	if f.Value == "" {
+		return time.Time{}
+	}
+	t, err := time.ParseInLocation(TimeLayout, f.Value, wxpay.China)
+	if err != nil && d.err == nil {
+		d.err = fmt.Errorf("field %s: %q is not a yyyyMMddHHmmss time", f.Name, f.Value)
+	}
+	return t
+}
+
+// RefundTimeLayout is the layout of refund_success_time_$n and the refund
+// notify's success_time, in China Standard Time.
+const RefundTimeLayout = "2006-01-02 15:04:05"
+
+func (d *decoder) refundTime(name string) time.Time {
+	s := lookup(d.f, name)
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.ParseInLocation(RefundTimeLayout, s, wxpay.China)
+	if err != nil && d.err == nil {
+		d.err = fmt.Errorf("field %s: %q is not a yyyy-MM-dd HH:mm:ss time", name, s)
+	}
+	return t
+}
+
+// indexed calls fn for every field named prefix+N (N a decimal index) with
+// N and the value, in the order of the sorted fields.
+func indexed(fields []wxcrypto.Field, prefix string, fn func(n int, v string)) {
+	i, _ := slices.BinarySearchFunc(fields, prefix, func(f wxcrypto.Field, p string) int { return strings.Compare(f.Name, p) })
+	for ; i < len(fields) && strings.HasPrefix(fields[i].Name, prefix); i++ {
+		n, err := strconv.Atoi(fields[i].Name[len(prefix):])
+		if err == nil && n >= 0 && n < 1000 {
+			fn(n, fields[i].Value)
+		}
+	}
+}
+
+// appendWireTime appends t as yyyyMMddHHmmss in China Standard Time.
+func appendWireTime(dst []byte, t time.Time) []byte {
+	t = t.In(wxpay.China)
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	dst = appendPad(dst, y, 4)
+	dst = appendPad(dst, int(mo), 2)
+	dst = appendPad(dst, d, 2)
+	dst = appendPad(dst, h, 2)
+	dst = appendPad(dst, mi, 2)
+	return appendPad(dst, sec, 2)
+}
+
+func appendPad(dst []byte, v, width int) []byte {
+	var b [4]byte
+	for i := width - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:width]...)
+}
