@@ -1,0 +1,61 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadFileEnvAndSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "wxpay.toml")
+	keyFile := filepath.Join(dir, "api_key")
+	os.WriteFile(keyFile, []byte("e10adc3949ba59abbe56e057f20f883e\n"), 0o600)
+	os.WriteFile(file, []byte(`
+addr = ":9000"
+public_url = "https://shop.example"
+[wechat]
+app_id = "wx1"
+mch_id = "123"
+api_key_file = "`+keyFile+`"
+[shop]
+order_ttl = "15m"
+[[shop.products]]
+sku = "a"
+name = "A"
+price = 100
+`), 0o644)
+	env := map[string]string{"WXPAY_ADDR": ":9100", "WXPAY_WECHAT_MCH_ID": "456", "WXPAY_ADMIN_TOKEN": "0123456789abcdef0", "WXPAY_WECHAT_FAILOVER": "true"}
+	c, err := Load(file, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9100" || c.WeChat.MchID != "456" || c.WeChat.AppID != "wx1" || !c.WeChat.Failover {
+		t.Fatalf("env did not override: %+v", c)
+	}
+	if c.WeChat.APIKey.Reveal() != "e10adc3949ba59abbe56e057f20f883e" {
+		t.Fatal("api key file not read")
+	}
+	if c.Shop.OrderTTL.Duration != 15*time.Minute || c.Catalog()["a"].Price != 100 {
+		t.Fatalf("shop: %+v", c.Shop)
+	}
+	if err := c.ValidateWeChat(); err == nil || !strings.Contains(err.Error(), "app_secret") {
+		t.Fatalf("validate: %v", err)
+	}
+}
+
+func TestRefusesReadableSecretAndUnknownKey(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "k")
+	os.WriteFile(keyFile, []byte("x"), 0o644)
+	if _, err := ReadSecretFile(keyFile); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("readable secret accepted: %v", err)
+	}
+	file := filepath.Join(dir, "c.toml")
+	os.WriteFile(file, []byte("adr = \":1\"\n"), 0o644)
+	if _, err := Load(file, func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), "unknown key") {
+		t.Fatalf("unknown key accepted: %v", err)
+	}
+}
