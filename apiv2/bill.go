@@ -179,7 +179,7 @@ type BillSummary struct {
 // 退款总金额 when the rows have 退款金额. A column name may appear only once.
 //
 // The parser is strict (reliability.md E2, X11). Every error is a
-// *BillError with the line; it is an error when
+// *BillError carrying the line (0 for the whole body); it is an error when
 //   - the body is XML (ErrNotBill) or not valid UTF-8;
 //   - the bill is empty, has no summary or no summary row, or the gzip
 //     stream is cut short (ErrBillTruncated);
@@ -193,6 +193,9 @@ type BillSummary struct {
 //     the summary differs from the sum of its column (ErrBillMismatch): the
 //     settlement, refund, recharge-coupon refund, order and refund-request
 //     amounts, in fen. A total whose column the rows lack must be 0.
+//
+// Counts may be written with a zero fraction ("20.0"), as seen in fund-flow
+// bills; amounts may have fewer decimals than WeChat prints ("0.0").
 //
 // The fee total 手续费总金额 is not verified: each row's fee is rounded to
 // 0.00001 yuan and WeChat's rule for the total is not documented. Note the
@@ -511,7 +514,7 @@ func billWidthError(line int, s string, got, want int) error {
 
 // billFieldError reports a bad value in a column.
 func billFieldError(line int, column, value, reason string) error {
-	return &BillError{Line: line, Reason: fmt.Sprintf("%s %q: %s", column, billClip(value), reason)}
+	return &BillError{Line: line, Reason: fmt.Sprintf("%s %q: %s", billClip(column), billClip(value), reason)}
 }
 
 // billRowCap is the capacity to reserve for the rows: the number of lines,
@@ -707,11 +710,11 @@ func billDaysIn(y, m int) int {
 
 // billClip shortens a value quoted in an error.
 func billClip(s string) string {
-	const max = 40
-	if len(s) <= max {
+	const limit = 40
+	if len(s) <= limit {
 		return s
 	}
-	i := max
+	i := limit
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
@@ -907,12 +910,12 @@ func (p *billTradeParser) header(line int, s string) error {
 		if c == billColExtra {
 			for _, m := range names[:i] {
 				if m == n {
-					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 				}
 			}
 			p.extra++
 		} else if p.has[c] {
-			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 		}
 		p.has[c] = true
 		p.cols[i] = c
@@ -1057,11 +1060,11 @@ func (p *billTradeParser) summaryHeader(line int, s string) error {
 		if c == billSumExtra {
 			for _, m := range names[:i] {
 				if m == n {
-					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 				}
 			}
 		} else if p.sumHas[c] {
-			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 		}
 		p.sumHas[c] = true
 		p.sumCols[i] = c
@@ -1269,12 +1272,12 @@ func (p *billFlowParser) header(line int, s string) error {
 		if c == billFlowExtra {
 			for _, m := range names[:i] {
 				if m == n {
-					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 				}
 			}
 			p.extra++
 		} else if has[c] {
-			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 		}
 		has[c] = true
 		p.cols[i] = c
@@ -1373,11 +1376,11 @@ func (p *billFlowParser) summaryHeader(line int, s string) error {
 		if c == billFlowSumExtra {
 			for _, m := range names[:i] {
 				if m == n {
-					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+					return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 				}
 			}
 		} else if has[c] {
-			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", n)}
+			return &BillError{Line: line, Reason: fmt.Sprintf("column %s appears twice", billClip(n))}
 		}
 		has[c] = true
 		p.sumCols[i] = c

@@ -112,14 +112,14 @@ func (c *Client) download(ctx context.Context, ep *endpoint, build func(*encoder
 		return nil, err
 	}
 	if status != 200 {
-		return nil, &Error{API: ep.name, HTTPStatus: status}
+		return nil, &Error{API: ep.name, HTTPStatus: status, Unknown: status >= 500}
 	}
 	if !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("<xml>")) {
 		return data, nil
 	}
 	fields, err := ParseMessage(data)
 	if err != nil {
-		return nil, &Error{API: ep.name, HTTPStatus: status, Err: err}
+		return nil, &Error{API: ep.name, HTTPStatus: status, Unknown: true, Err: err}
 	}
 	rc, msg := lookup(fields, "return_code"), lookup(fields, "return_msg")
 	out := &Error{API: ep.name, HTTPStatus: status, ReturnCode: rc, ReturnMsg: msg, Code: ErrorCode(lookup(fields, "err_code"))}
@@ -130,6 +130,7 @@ func (c *Client) download(ctx context.Context, ep *endpoint, build func(*encoder
 		out.Err = ErrBillCreating
 	case strings.Contains(m, "systemerror"):
 		out.Code = ErrSystemError
+		out.Unknown = true
 	case signMsg(msg):
 		out.Diagnosis = c.diagnose(e.fields(), "", st, key)
 	}

@@ -330,6 +330,14 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// Format prints the client as its app, merchant, sign type and host, for
+// every verb. fmt never calls the String method of a wxpay.Secret held in
+// an unexported field, so printing the client's fields would show the API
+// key, the AppSecret and the client certificate's private key.
+func (c *Client) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "apiv2.Client{AppID: %s, MchID: %s, SignType: %s, Host: %s}", c.cfg.AppID, c.cfg.MchID, c.signType, c.base)
+}
+
 // AppID returns the configured app id.
 func (c *Client) AppID() string { return c.cfg.AppID }
 
@@ -359,7 +367,7 @@ type endpoint struct {
 	signType    wxpay.SignType // forced sign type (downloadfundflow)
 	noAppID     bool           // the request carries no appid
 	unsigned    bool           // the answer carries no sign
-	noResult    bool           // the answer carries no result_code
+	noResult    bool           // the answer may lack result_code (a FAIL one still counts)
 }
 
 func (c *Client) url(base string, ep *endpoint) string {
@@ -472,7 +480,7 @@ func (c *Client) check(ep *endpoint, st wxpay.SignType, key string, status int, 
 				Err: &sigError{"does not verify"}, Diagnosis: c.diagnose(fields, sign, st, key)}
 		}
 	}
-	if ep.noResult {
+	if ep.noResult && r.get("result_code") == "" {
 		return r, nil
 	}
 	switch res := r.get("result_code"); res {
@@ -505,10 +513,14 @@ func (c *Client) diagnose(fields []wxcrypto.Field, given string, st wxpay.SignTy
 func (c *Client) send(ctx context.Context, ep *endpoint, body []byte, limit int64) (int, []byte, error) {
 	hc := c.hc
 	if ep.cert && !c.sandbox {
-		if c.certHC == nil {
+		switch {
+		case c.certHC != nil:
+			hc = c.certHC
+		case strings.HasPrefix(c.base, "https://"):
 			return 0, nil, &Error{API: ep.name, Err: ErrNoCertificate}
 		}
-		hc = c.certHC
+		// Over plain http (the simulator, a local proxy) no certificate
+		// can be presented, so none is required; WeChat is https only.
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		d := ep.timeout

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/wxcrypto"
@@ -86,11 +87,18 @@ func (e *encoder) time(name string, t time.Time) {
 }
 
 // extra adds caller-supplied fields, refusing names that are not element
-// names or that collide with a typed field.
+// names, that collide with a typed field, or that the client sets itself
+// (sign, sign_type).
 func (e *encoder) extra(fields map[string]string) {
 	for k, v := range fields {
 		if !validName(k) {
 			e.fail(invalid("extra field name %q is not a valid element name", k))
+			continue
+		}
+		if k == "sign" || k == "sign_type" {
+			// sign would be sent twice and signed over; sign_type must
+			// agree with the client's sign type, which sets it.
+			e.fail(invalid("extra field %q is set by the client", k))
 			continue
 		}
 		for _, x := range e.entries {
@@ -167,6 +175,14 @@ func (e *encoder) encode(st wxpay.SignType, key string) ([]byte, error) {
 			xml = append(xml, '>')
 		}
 		canon = append(canon, '&')
+	}
+	if !utf8.Valid(xml) {
+		// WeChat refuses it (NOT_UTF8), and so would our own parser.
+		for i := range e.entries {
+			if !utf8.ValidString(e.entries[i].s) {
+				return nil, invalid("field %s is not valid UTF-8", e.entries[i].name)
+			}
+		}
 	}
 	xml = append(xml, "<sign>"...)
 	var err error

@@ -11,27 +11,6 @@ import (
 	"github.com/wxpay-go/wxpay/wxcrypto"
 )
 
-const testKey = "e10adc3949ba59abbe56e057f20f883e"
-
-func testConfig() Config {
-	return Config{AppID: "wx426b3015555a46be", MchID: "1225312702", APIKey: testKey, NotifyURL: "https://shop.example/notify"}
-}
-
-// signedXML builds a signed answer from fields, as WeChat would.
-func signedXML(t testing.TB, st wxpay.SignType, key string, m map[string]string) []byte {
-	f := wxcrypto.FieldsFromMap(m)
-	s, err := wxcrypto.Sign(st, key, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f = append(f, wxcrypto.Field{Name: "sign", Value: s})
-	b, err := EncodeMessage(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestSmokeUnifiedOrder(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

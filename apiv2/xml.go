@@ -144,12 +144,15 @@ func (p *scanner) declaration() error {
 		return p.fail(ErrXMLSyntax, "")
 	}
 	decl := p.s[p.i : p.i+end]
-	if _, enc, ok := strings.Cut(decl, "encoding="); ok && len(enc) > 2 {
-		q := enc[0]
-		if q != '"' && q != '\'' {
+	// EncodingDecl ::= S 'encoding' Eq ('"' EncName '"' | "'" EncName "'"),
+	// Eq ::= S? '=' S?: spaces may surround the '='.
+	if _, enc, ok := strings.Cut(decl, "encoding"); ok {
+		enc, ok = strings.CutPrefix(strings.TrimLeft(enc, " \t\r\n"), "=")
+		enc = strings.TrimLeft(enc, " \t\r\n")
+		if !ok || enc == "" || (enc[0] != '"' && enc[0] != '\'') {
 			return p.fail(ErrXMLSyntax, "")
 		}
-		v, _, ok := strings.Cut(enc[1:], string(q))
+		v, _, ok := strings.Cut(enc[1:], enc[:1])
 		if !ok {
 			return p.fail(ErrXMLSyntax, "")
 		}
