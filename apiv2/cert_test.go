@@ -62,9 +62,9 @@ func TestRefundClientCertificate(t *testing.T) {
 	srv, hc := newTLSServer(t)
 	cfgs := map[string]func(*Config){
 		"PEM files": func(c *Config) { c.CertFile, c.KeyFile = certFile, keyFile },
-		"PEM bytes": func(c *Config) { c.CertPEM, c.KeyPEM = readFile(t, certFile), readFile(t, keyFile) },
+		"PEM bytes": func(c *Config) { c.CertPEM, c.KeyPEM = readFile(t, certFile), wxpay.Secret(readFile(t, keyFile)) },
 		"P12 file, password defaults to the mch id": func(c *Config) { c.P12File = p12File },
-		"P12 bytes, explicit password":              func(c *Config) { c.P12, c.P12Password = readFile(t, p12File), wxpay.Secret(testMchID) },
+		"P12 bytes, explicit password":              func(c *Config) { c.P12, c.P12Password = wxpay.Secret(readFile(t, p12File)), wxpay.Secret(testMchID) },
 	}
 	for name, edit := range cfgs {
 		t.Run(name, func(t *testing.T) {

@@ -46,12 +46,17 @@ type Config struct {
 	// downloadfundflow: a PEM pair (CertPEM+KeyPEM or CertFile+KeyFile), or
 	// PKCS#12 (P12 or P12File, password P12Password, which defaults to the
 	// merchant id as WeChat issues it). Optional: without one, those calls
-	// fail with ErrNoCertificate.
-	CertPEM, KeyPEM   []byte
-	CertFile, KeyFile string
-	P12               []byte
-	P12File           string
-	P12Password       wxpay.Secret
+	// fail with ErrNoCertificate against an https host (WeChat); over plain
+	// http (the simulator, a local proxy) no certificate can be presented
+	// and none is asked for. The key and the PKCS#12 bytes are secrets: they
+	// print as REDACTED.
+	CertPEM     []byte
+	KeyPEM      wxpay.Secret
+	CertFile    string
+	KeyFile     string
+	P12         wxpay.Secret
+	P12File     string
+	P12Password wxpay.Secret
 
 	// AppSecret and APIv3Key are optional and used only to diagnose
 	// signature failures: a signature made with one of them is reported as
@@ -119,7 +124,7 @@ func checkNotifyURL(s string) error {
 
 // certificate loads the client certificate named by the config, if any.
 func (c *Config) certificate() (*tls.Certificate, error) {
-	certPEM, keyPEM := c.CertPEM, c.KeyPEM
+	certPEM, keyPEM := c.CertPEM, []byte(c.KeyPEM.Reveal())
 	if c.CertFile != "" {
 		var err error
 		if certPEM, err = os.ReadFile(c.CertFile); err != nil {
@@ -136,7 +141,7 @@ func (c *Config) certificate() (*tls.Certificate, error) {
 		}
 		return &cert, nil
 	}
-	p12 := c.P12
+	p12 := []byte(c.P12.Reveal())
 	if c.P12File != "" {
 		var err error
 		if p12, err = os.ReadFile(c.P12File); err != nil {
@@ -251,8 +256,9 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error { o.log = l; return nil }
 }
 
-// WithTimeout bounds every call whose context has no deadline (default: the
-// official SDK's 6 s; micropay 10 s; report 1 s).
+// WithTimeout bounds every call whose context has no deadline, except
+// micropay (default: the official SDK's 6 s; micropay 10 s; report 1 s,
+// which WithTimeout replaces too).
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {

@@ -623,10 +623,10 @@ func TestNewClientConfigErrors(t *testing.T) {
 		{"unreadable cert file", func(c *Config) { c.CertFile, c.KeyFile = "testdata/certs/missing.pem", keyFile }, []string{"reading the client certificate", "missing.pem"}},
 		{"unreadable key file", func(c *Config) { c.CertFile, c.KeyFile = certFile, "testdata/certs/missing.key" }, []string{"reading the client key"}},
 		{"key does not match the cert", func(c *Config) { c.CertFile, c.KeyFile = certFile, serverKeyFile }, []string{"client certificate"}},
-		{"garbage PEM", func(c *Config) { c.CertPEM, c.KeyPEM = []byte("not pem"), []byte("not pem") }, []string{"client certificate"}},
+		{"garbage PEM", func(c *Config) { c.CertPEM, c.KeyPEM = []byte("not pem"), "not pem" }, []string{"client certificate"}},
 		{"unreadable P12 file", func(c *Config) { c.P12File = "testdata/certs/missing.p12" }, []string{"reading the PKCS#12 certificate"}},
 		{"wrong P12 password", func(c *Config) { c.P12File, c.P12Password = p12File, "123456" }, []string{"PKCS#12", "password"}},
-		{"P12 is not PKCS#12", func(c *Config) { c.P12 = readFile(t, certFile) }, []string{"PKCS#12"}},
+		{"P12 is not PKCS#12", func(c *Config) { c.P12 = wxpay.Secret(readFile(t, certFile)) }, []string{"PKCS#12"}},
 		{"two problems", func(c *Config) { c.AppID, c.MchID = "", "" }, []string{"AppID is empty", "MchID is empty"}},
 	}
 	loadErrors := map[string]bool{"unreadable cert file": true, "unreadable key file": true, "key does not match the cert": true,

@@ -51,6 +51,7 @@ const (
 	ErrReverseExpire      ErrorCode = "REVERSE_EXPIRE"        // the order is too old to reverse: refund instead
 	ErrTradeStateError    ErrorCode = "TRADE_STATE_ERROR"     // the order's state does not allow the call: query it
 	ErrXMLFormatError     ErrorCode = "XML_FORMAT_ERROR"      // WeChat could not parse our XML
+	ErrRefundFeeMismatch  ErrorCode = "REFUND_FEE_MISMATCH"   // another amount under an out_refund_no already used: never change a refund's amount
 )
 
 // ErrOutcomeUnknown matches every failure after which the result of the

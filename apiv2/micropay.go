@@ -118,6 +118,7 @@ type MicroPayPolicy struct {
 	ReverseAfter time.Duration // never reverse sooner than this after the payment request; default 15 s
 	MaxReverse   int           // reverse calls while WeChat answers recall=Y; default 10
 	FirstQuery   time.Duration // wait before the first query after SYSTEMERROR/BANKERROR; default 5 s
+	RecallWait   time.Duration // wait between reverse calls while WeChat answers recall=Y; default 1 s
 }
 
 // MicroPayResult is the final outcome of MicroPayAndWait.
@@ -160,14 +161,16 @@ func (c *Client) MicroPayAndWait(ctx context.Context, req *MicroPayRequest, p Mi
 	if p.FirstQuery <= 0 {
 		p.FirstQuery = 5 * time.Second
 	}
+	if p.RecallWait <= 0 {
+		p.RecallWait = time.Second
+	}
 	start := time.Now()
 	resp, err := c.MicroPay(ctx, req)
 	if err == nil {
 		return &MicroPayResult{Paid: true, Payment: resp.Payment}, nil
 	}
 	if !OutcomeUnknown(err) {
-		var e *Error
-		if errors.As(err, &e) && e.Err != nil && errors.Is(e.Err, ErrInvalidArgument) {
+		if errors.Is(err, ErrInvalidArgument) {
 			return nil, err
 		}
 		return nil, errors.Join(ErrMicroPayFailed, err)
@@ -213,7 +216,7 @@ func (c *Client) MicroPayAndWait(ctx context.Context, req *MicroPayRequest, p Mi
 				break
 			}
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := sleep(ctx, p.RecallWait); err != nil {
 			return nil, err
 		}
 	}

@@ -125,7 +125,7 @@ var ErrNotifySignature = errors.New("apiv2: notify signature missing or invalid"
 func (c *Client) ParseNativeCallback(body []byte) (*NativeCallback, error) {
 	fields, err := ParseMessage(body)
 	if err != nil {
-		return nil, err
+		return nil, &NotifyError{Reason: ReasonMalformed, Err: err}
 	}
 	if !wxcrypto.Verify(wxpay.SignTypeMD5, c.key, fields, lookup(fields, "sign")) {
 		return nil, &NotifyError{Reason: ReasonSignature, Err: ErrNotifySignature,

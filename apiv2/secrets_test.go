@@ -55,7 +55,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	cfg := testConfig()
 	cfg.APIKey = canary
 	cfg.AppSecret = "CANARYappsecret0123456789abcdef0"
-	cfg.CertPEM, cfg.KeyPEM = readFile(t, certFile), readFile(t, keyFile)
+	cfg.CertPEM, cfg.KeyPEM = readFile(t, certFile), wxpay.Secret(readFile(t, keyFile))
 	c, err := NewClient(cfg, WithBaseURL(primary.URL), WithFailover(backup.URL), WithLogger(logger), WithNonce(fixedNonce))
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if want := "apiv2.Client{AppID: wx426b3015555a46be, MchID: 1225312702, SignType: MD5, Host: " + primary.URL + "}"; fmt.Sprint(c) != want {
 		t.Errorf("client prints as %s", c)
 	}
-	keyBytes := strings.Trim(fmt.Sprint(cfg.KeyPEM[:24]), "[]")
+	keyBytes := strings.Trim(fmt.Sprint([]byte(cfg.KeyPEM.Reveal())[:24]), "[]")
 	for _, o := range outputs {
 		for _, secret := range []string{canary, string(cfg.AppSecret), pemBody, keyBytes} {
 			if strings.Contains(o, secret) {

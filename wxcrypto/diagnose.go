@@ -108,7 +108,7 @@ func Diagnose(fields []Field, given string, o DiagnoseOptions) *Diagnosis {
 				}
 			}
 			if hasPaySignFields(fields) && !hasField(fields, "appId") {
-				hint("a mini-program paySign must include appId in the signed string, even though appId is not passed to wx.requestPayment")
+				hint("appId is missing from the signed string: a mini-program paySign signs appId too, even though appId is not passed to wx.requestPayment")
 			}
 			if hasPaySignFields(fields) && hasField(fields, "appid") {
 				hint("the paySign field names are camel-case: appId, timeStamp, nonceStr, package, signType")
