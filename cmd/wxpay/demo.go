@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/internal/config"
+	"github.com/wxpay-go/wxpay/merchant/httpapi"
+	"github.com/wxpay-go/wxpay/wxcrypto"
+	"github.com/wxpay-go/wxpay/wxsim"
+)
+
+func init() { extraCommands = append(extraCommands, newDemoCmd) }
+
+func newDemoCmd(s streams) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole mini-program payment flow in one process, printing every step",
+		Long: `demo starts the simulator and the merchant service on loopback (SQLite in a
+temporary directory) and walks the seed flow end to end, printing what crosses
+the wire at each step: wx.login → login → openid; order → unifiedorder →
+prepay_id; the five pay parameters and paySign (with the signed string);
+wx.requestPayment; the pay notify and the SUCCESS reply; the order PAID; a
+partial refund, its encrypted notify decrypted, the refund SUCCESS; the day's
+bill downloaded and reconciled with 0 differences. It exits 0 only when every
+step checked out.`,
+		Example: `  wxpay demo
+  wxpay demo --quiet   # only the step lines`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDemo(cmd.Context(), s.out, !quiet)
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the steps without the wire traffic")
+	return cmd
+}
+
+// wireLog records the WeChat-side traffic (service → simulator) and the
+// notifies (simulator → service) for the demo to print.
+type wireLog struct {
+	mu      sync.Mutex
+	entries []wireEntry
+}
+
+type wireEntry struct {
+	dir, path string
+	req, resp []byte
+}
+
+func (w *wireLog) add(dir, path string, req, resp []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.entries = append(w.entries, wireEntry{dir, path, req, resp})
+}
+
+// take returns and forgets the entries recorded so far.
+func (w *wireLog) take() []wireEntry {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.entries
+	w.entries = nil
+	return e
+}
+
+// record wraps a handler, keeping each request and response body.
+func (w *wireLog) record(dir string, h http.Handler, match func(path string) bool) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !match(r.URL.Path) {
+			h.ServeHTTP(rw, r)
+			return
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := &recorder{ResponseWriter: rw}
+		h.ServeHTTP(rec, r)
+		path := r.URL.Path
+		if r.URL.RawQuery != "" {
+			path += "?" + r.URL.RawQuery
+		}
+		w.add(dir, path, body, rec.buf.Bytes())
+	})
+}
+
+type recorder struct {
+	http.ResponseWriter
+	buf bytes.Buffer
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.buf.Len() < 1<<20 {
+		r.buf.Write(b)
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// demo is one run of the flow.
+type demo struct {
+	out     io.Writer
+	verbose bool
+	base    string
+	hc      *http.Client
+	wire    *wireLog
+	sim     *wxsim.Simulator
+	clock   *wxsim.ManualClock
+	admin   string
+	step    int
+}
+
+func (d *demo) stepf(format string, args ...any) {
+	d.step++
+	fmt.Fprintf(d.out, "\n%2d. %s\n", d.step, fmt.Sprintf(format, args...))
+}
+
+func (d *demo) detail(format string, args ...any) {
+	fmt.Fprintf(d.out, "      %s\n", fmt.Sprintf(format, args...))
+}
+
+// showWire prints the traffic recorded since the last call.
+func (d *demo) showWire() {
+	for _, e := range d.wire.take() {
+		if !d.verbose {
+			continue
+		}
+		fmt.Fprintf(d.out, "      %s %s\n", e.dir, redactSecrets(e.path))
+		fmt.Fprintf(d.out, "        → %s\n", clip(redactSecrets(string(e.req)), 400))
+		fmt.Fprintf(d.out, "        ← %s\n", clip(string(e.resp), 400))
+	}
+}
+
+// redactSecrets hides the AppSecret in a jscode2session query.
+func redactSecrets(s string) string {
+	return strings.ReplaceAll(s, wxsim.DefaultAppSecret, "REDACTED")
+}
+
+func clip(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// call makes a JSON request to the service and decodes the answer.
+func (d *demo) call(ctx context.Context, method, path, token string, body, out any) error {
+	return jsonCall(ctx, d.hc, d.base, method, path, token, body, out)
+}
+
+// jsonCall sends a JSON request (body may be nil) with an optional Bearer
+// token and decodes a 2xx answer into out; anything else is an error that
+// quotes the start of the answer.
+func jsonCall(ctx context.Context, hc *http.Client, base, method, path, token string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, clip(string(data), 300))
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func runDemo(ctx context.Context, out io.Writer, verbose bool) error {
+	dir, err := os.MkdirTemp("", "wxpay-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	wire := &wireLog{}
+	clock := wxsim.NewManualClock(time.Now())
+	cfg := config.Default()
+	cfg.DB = "sqlite:" + filepath.Join(dir, "demo.db")
+	cfg.AdminToken = wxpay.Secret(randomHex(16))
+	a, err := newApp(ctx, appOptions{
+		cfg: cfg, listener: ln, sim: true, noJobs: true, log: slog.New(slog.DiscardHandler), now: clock.Now,
+		simConfig: func(c *wxsim.Config) {
+			c.Clock = clock
+			c.CloseMinAge = -1
+			c.RefundDelay = time.Minute
+		},
+		wrapSim: func(h http.Handler) http.Handler {
+			return wire.record("service → WeChat", h, func(p string) bool { return !strings.HasPrefix(p, "/sim/") })
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.Close()
+	handler := wire.record("WeChat → service", a.handler, func(p string) bool { return strings.HasPrefix(p, "/wxpay/") })
+	srv := httpapi.NewHTTPServer("", handler)
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	d := &demo{out: out, verbose: verbose, base: a.baseURL, hc: &http.Client{Timeout: 10 * time.Second}, wire: wire, sim: a.sim, clock: clock, admin: cfg.AdminToken.Reveal()}
+	fmt.Fprintf(out, "wxpay demo: service on %s, simulator on %s, SQLite in %s\n", a.baseURL, a.simURL, dir)
+	fmt.Fprintf(out, "merchant %s, mini program %s (the seed article's sample account)\n", wxsim.DefaultMchID, wxsim.DefaultAppID)
+	if err := d.run(ctx); err != nil {
+		fmt.Fprintf(out, "\nFAILED at step %d: %v\n", d.step, err)
+		return &exitError{code: 1}
+	}
+	fmt.Fprintf(out, "\nAll %d steps checked out.\n", d.step)
+	return nil
+}
+
+func (d *demo) run(ctx context.Context) error {
+	// 1. wx.login
+	user, err := d.sim.CreateUser(wxsim.NewUser{AppID: wxsim.DefaultAppID, Balance: 100_000})
+	if err != nil {
+		return err
+	}
+	code, err := d.sim.LoginCode(wxsim.DefaultAppID, user.OpenID)
+	if err != nil {
+		return err
+	}
+	d.stepf("wx.login() in the mini program → code %s (single use, 5 minutes)", code)
+
+	// 2. login: code → openid
+	var login struct{ Token, OpenID string }
+	if err := d.call(ctx, "POST", "/api/v1/login", "", map[string]string{"code": code}, &login); err != nil {
+		return err
+	}
+	d.stepf("POST /api/v1/login {code} → the server calls jscode2session → openid %s", login.OpenID)
+	d.showWire()
+	d.detail("the mini program gets an opaque session token; session_key stays with WeChat (never stored, never sent)")
+	if login.OpenID != user.OpenID {
+		return fmt.Errorf("openid %q, want %q", login.OpenID, user.OpenID)
+	}
+
+	// 3. create the order → unifiedorder → prepay_id
+	var order struct {
+		OutTradeNo string          `json:"out_trade_no"`
+		TotalFee   int64           `json:"total_fee"`
+		Status     string          `json:"status"`
+		PayParams  apiv2.PayParams `json:"pay_params"`
+	}
+	cart := map[string]any{"items": []map[string]any{{"sku": "coffee", "quantity": 2}}, "trade_type": "JSAPI"}
+	if err := d.call(ctx, "POST", "/api/v1/orders", login.Token, cart, &order); err != nil {
+		return err
+	}
+	d.stepf("POST /api/v1/orders {2 × coffee} → order %s, %s yuan (priced on the server) → unifiedorder → %s",
+		order.OutTradeNo, apiv2.FormatYuan(order.TotalFee), order.PayParams.Package)
+	d.showWire()
+
+	// 4. pay params
+	p := order.PayParams
+	d.stepf("the five pay parameters, signed into paySign:")
+	d.detail("appId=%s timeStamp=%s nonceStr=%s package=%s signType=%s", p.AppID, p.TimeStamp, p.NonceStr, p.Package, p.SignType)
+	d.detail("signed string: %s", p.CanonicalString())
+	d.detail("paySign: %s", p.PaySign)
+	if ok, diag := apiv2.VerifyPayParams(&p, wxsim.DefaultAPIKey); !ok {
+		return fmt.Errorf("paySign does not verify:\n%s", diag)
+	}
+
+	// 5. wx.requestPayment
+	var pay struct {
+		ErrMsg string `json:"errMsg"`
+	}
+	req := map[string]string{"openid": user.OpenID, "appId": p.AppID, "timeStamp": p.TimeStamp, "nonceStr": p.NonceStr,
+		"package": p.Package, "signType": p.SignType, "paySign": p.PaySign}
+	if err := d.call(ctx, "POST", "/sim/v1/request-payment", "", req, &pay); err != nil {
+		return err
+	}
+	d.stepf("wx.requestPayment(…) → the WeChat client checks paySign, the user pays → %q", pay.ErrMsg)
+	if pay.ErrMsg != "requestPayment:ok" {
+		return errors.New("payment refused: " + pay.ErrMsg)
+	}
+
+	// 6. the notify
+	d.sim.Flush()
+	if err := d.sim.Quiesce(ctx); err != nil {
+		return err
+	}
+	d.stepf("WeChat POSTs the signed pay notify to /wxpay/notify/pay; the service verifies it, checks the amount, commits, then answers SUCCESS")
+	d.showWire()
+	var view struct {
+		Status        string `json:"status"`
+		TransactionID string `json:"transaction_id"`
+		Refunds       []struct {
+			OutRefundNo string `json:"out_refund_no"`
+			RefundFee   int64  `json:"refund_fee"`
+			Status      string `json:"status"`
+		} `json:"refunds"`
+	}
+	if err := d.call(ctx, "GET", "/api/v1/orders/"+order.OutTradeNo, login.Token, nil, &view); err != nil {
+		return err
+	}
+
+	// 7. PAID
+	d.stepf("GET /api/v1/orders/%s → %s (transaction %s)", order.OutTradeNo, view.Status, view.TransactionID)
+	if view.Status != "PAID" {
+		return fmt.Errorf("order is %s, want PAID", view.Status)
+	}
+
+	// 8. partial refund
+	admin := d.admin
+	var refund struct {
+		OutRefundNo string `json:"out_refund_no"`
+		Status      string `json:"status"`
+	}
+	refundFee := order.TotalFee / 4
+	if err := d.call(ctx, "POST", "/admin/api/v1/orders/"+order.OutTradeNo+"/refunds", admin,
+		map[string]any{"refund_fee": refundFee, "reason": "demo: one coffee spilled"}, &refund); err != nil {
+		return err
+	}
+	d.stepf("admin refund of %s yuan → the amount is reserved, then /secapi/pay/refund (client certificate) → %s",
+		apiv2.FormatYuan(refundFee), refund.Status)
+	d.showWire()
+
+	// 9. refund notify
+	d.clock.Advance(2 * time.Minute)
+	d.sim.Flush()
+	if err := d.sim.Quiesce(ctx); err != nil {
+		return err
+	}
+	d.stepf("WeChat POSTs the refund notify; its req_info is AES-256-ECB encrypted with MD5(API key):")
+	for _, e := range d.wire.take() {
+		if e.path == "/wxpay/notify/refund" {
+			if fields, err := apiv2.ParseMessage(e.req); err == nil {
+				plain, err := wxcrypto.DecryptReqInfo(wxsim.DefaultAPIKey, lookupField(fields, "req_info"))
+				if err != nil {
+					return fmt.Errorf("decrypting req_info: %w", err)
+				}
+				d.detail("req_info decrypted: %s", clip(strings.ReplaceAll(string(plain), "\n", ""), 600))
+			}
+			d.detail("reply: %s", e.resp)
+		} else if d.verbose {
+			d.detail("%s → %s", e.path, clip(string(e.resp), 200))
+		}
+	}
+	if err := d.call(ctx, "GET", "/api/v1/orders/"+order.OutTradeNo, login.Token, nil, &view); err != nil {
+		return err
+	}
+	if len(view.Refunds) != 1 || view.Refunds[0].Status != "SUCCESS" {
+		return fmt.Errorf("refund is not SUCCESS: %+v", view.Refunds)
+	}
+	d.stepf("the service confirmed it with refundquery → refund %s SUCCESS, order %s", view.Refunds[0].OutRefundNo, view.Status)
+
+	// 10. the bill and reconciliation
+	day := d.clock.Now().In(wxpay.China)
+	next := time.Date(day.Year(), day.Month(), day.Day()+1, 10, 0, 1, 0, wxpay.China) // bills are ready after 10:00
+	d.clock.Advance(next.Sub(d.clock.Now()))
+	var rec struct {
+		Report struct {
+			BillRows   int   `json:"bill_rows"`
+			Matched    int   `json:"matched"`
+			Exceptions int   `json:"exceptions"`
+			BillTotal  int64 `json:"bill_total"`
+			LocalTotal int64 `json:"local_total"`
+		} `json:"report"`
+		Exceptions []any `json:"exceptions"`
+	}
+	date := day.Format("2006-01-02")
+	if err := d.call(ctx, "POST", "/admin/api/v1/reconciliations", admin, map[string]string{"date": date}, &rec); err != nil {
+		return err
+	}
+	d.stepf("the next day: downloadbill for %s (gzip) → %d rows, reconciled against the orders → %d differences",
+		date, rec.Report.BillRows, len(rec.Exceptions))
+	for _, e := range d.wire.take() {
+		if d.verbose && strings.Contains(e.path, "downloadbill") {
+			d.detail("bill request: %s", clip(string(e.req), 300))
+		}
+	}
+	if rec.Report.BillRows != 2 || len(rec.Exceptions) != 0 || rec.Report.BillTotal != rec.Report.LocalTotal {
+		return fmt.Errorf("reconciliation: %+v, %d exceptions", rec.Report, len(rec.Exceptions))
+	}
+	return nil
+}
