@@ -39,14 +39,17 @@ func (s OrderStatus) Paid() bool { return s == OrderPaid || s == OrderRefund }
 //
 //	NOTPAY → PAID, CLOSED, PAYERROR
 //	PAID   → REFUND
-//	CLOSED → PAID   (a payment that arrived after the close: also an exception)
+//	CLOSED, PAYERROR → PAID   (a payment that arrived after all: also an anomaly)
+//
+// REFUND means a refund was accepted at some point; it stays REFUND even if
+// every refund later fails or closes (RefundedFee then goes back to 0).
 func CanTransition(from, to OrderStatus) bool {
 	switch from {
 	case OrderNotPay:
 		return to == OrderPaid || to == OrderClosed || to == OrderPayError
 	case OrderPaid:
 		return to == OrderRefund
-	case OrderClosed:
+	case OrderClosed, OrderPayError:
 		return to == OrderPaid
 	}
 	return false

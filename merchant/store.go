@@ -80,7 +80,9 @@ type Store interface {
 	// Recon returns the report of a date; ENOTFOUND when there is none.
 	Recon(ctx context.Context, date string) (*ReconReport, error)
 	// AddReconException stores an exception once per (Date, Kind,
-	// OutTradeNo, OutRefundNo) and reports whether it was new.
+	// OutTradeNo, OutRefundNo): a repeat changes nothing, except that a
+	// later run that healed it marks it healed. It reports whether a row
+	// was added or healed.
 	AddReconException(ctx context.Context, e *ReconException) (bool, error)
 	// ReconExceptions lists a date's exceptions ("" for all open ones).
 	ReconExceptions(ctx context.Context, date string) ([]*ReconException, error)

@@ -215,11 +215,13 @@ func (s *Store) Recon(ctx context.Context, date string) (*merchant.ReconReport, 
 }
 
 // AddReconException stores an exception once per (Date, Kind, OutTradeNo,
-// OutRefundNo) and reports whether it was new (an existing one is left as
-// it is). CreatedAt defaults to now.
+// OutRefundNo); an existing one is left as it is, except that a later run
+// that healed it marks it healed. It reports whether a row was added or
+// healed. CreatedAt defaults to now.
 func (s *Store) AddReconException(ctx context.Context, e *merchant.ReconException) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO recon_exceptions (date, kind, out_trade_no, out_refund_no, detail, healed, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (date, kind, out_trade_no, out_refund_no) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (date, kind, out_trade_no, out_refund_no)
+		DO UPDATE SET healed = true, detail = EXCLUDED.detail WHERE EXCLUDED.healed AND NOT recon_exceptions.healed`,
 		e.Date, string(e.Kind), e.OutTradeNo, e.OutRefundNo, e.Detail, e.Healed, norm(s.clock(e.CreatedAt)))
 	if err != nil {
 		return false, errf(err, "recon exception")

@@ -13,11 +13,11 @@ import (
 	"github.com/wxpay-go/wxpay/merchant"
 )
 
-// allowedEdge is merchant.CanTransition, plus PAYERROR → PAID: a payment
-// that WeChat reports for an order we marked PAYERROR is money received,
-// and MarkPaid records it as a late payment like CLOSED → PAID.
+// allowedEdge is merchant.CanTransition (which includes PAYERROR → PAID:
+// a payment WeChat reports for an order we marked PAYERROR is money
+// received, recorded as a late payment like CLOSED → PAID).
 func allowedEdge(from, to merchant.OrderStatus) bool {
-	return merchant.CanTransition(from, to) || (from == merchant.OrderPayError && to == merchant.OrderPaid)
+	return merchant.CanTransition(from, to)
 }
 
 // testProperty runs random sequences of store operations on a few orders

@@ -162,6 +162,9 @@ func testRecon(t *testing.T, s merchant.Store) {
 	add(merchant.ReconException{Date: "2026-11-28", Kind: merchant.ReconRefundOneSide, OutTradeNo: "E1", OutRefundNo: "RF2", CreatedAt: at(time.Hour)}, true)
 	add(merchant.ReconException{Date: "2026-11-28", Kind: merchant.ReconRefundOneSide, OutTradeNo: "E1", OutRefundNo: "RF2", CreatedAt: at(time.Hour)}, false)
 	add(merchant.ReconException{Date: "2026-11-29", Kind: merchant.ReconMissingLocal, OutTradeNo: "E1", CreatedAt: at(time.Hour)}, true)
+	// A later run that healed RF1 marks it healed (once).
+	add(merchant.ReconException{Date: "2026-11-28", Kind: merchant.ReconRefundOneSide, OutTradeNo: "E1", OutRefundNo: "RF1", Detail: "healed by a query", Healed: true, CreatedAt: at(3 * time.Hour)}, true)
+	add(merchant.ReconException{Date: "2026-11-28", Kind: merchant.ReconRefundOneSide, OutTradeNo: "E1", OutRefundNo: "RF1", Healed: true, CreatedAt: at(4 * time.Hour)}, false)
 
 	list := func(date string) []string {
 		t.Helper()
@@ -178,12 +181,11 @@ func testRecon(t *testing.T, s merchant.Store) {
 	equal(t, "2026-11-28", list("2026-11-28"), []string{
 		"2026-11-28/missing_local/E1//true",
 		"2026-11-28/amount_differs/E1//false",
-		"2026-11-28/refund_one_side/E1/RF1/false",
+		"2026-11-28/refund_one_side/E1/RF1/true",
 		"2026-11-28/refund_one_side/E1/RF2/false",
 	})
 	equal(t, "open", list(""), []string{
 		"2026-11-28/amount_differs/E1//false",
-		"2026-11-28/refund_one_side/E1/RF1/false",
 		"2026-11-28/refund_one_side/E1/RF2/false",
 		"2026-11-29/missing_local/E1//false",
 	})

@@ -241,6 +241,13 @@ func (g *Gateway) Bill(ctx context.Context, day time.Time) ([]merchant.BillEntry
 	}
 	out := make([]merchant.BillEntry, 0, len(bill.Rows))
 	for _, r := range bill.Rows {
+		// Payment rows carry "0" in the refund columns.
+		if r.OutRefundNo == "0" {
+			r.OutRefundNo = ""
+		}
+		if r.RefundID == "0" {
+			r.RefundID = ""
+		}
 		out = append(out, merchant.BillEntry{
 			Time: r.TradeTime, OutTradeNo: r.OutTradeNo, TransactionID: r.TransactionID, State: r.TradeState,
 			TotalFee: r.TotalFee, OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, RefundFee: r.RefundFee,
