@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 	"time"
 )
 
@@ -57,5 +59,21 @@ func TestRefusesReadableSecretAndUnknownKey(t *testing.T) {
 	os.WriteFile(file, []byte("adr = \":1\"\n"), 0o644)
 	if _, err := Load(file, func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), "unknown key") {
 		t.Fatalf("unknown key accepted: %v", err)
+	}
+}
+
+// TestExampleConfigIsCurrent keeps docs/wxpay.example.toml in step with
+// Config: every key in it must be known.
+func TestExampleConfigIsCurrent(t *testing.T) {
+	var c Config
+	md, err := toml.DecodeFile("../../docs/wxpay.example.toml", &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Fatalf("unknown keys in the example: %v", und)
+	}
+	if len(c.Shop.Products) == 0 || c.WeChat.MchID == "" {
+		t.Fatalf("example decoded to %+v", c)
 	}
 }
