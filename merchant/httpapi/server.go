@@ -240,29 +240,54 @@ func (s *Server) Mount(pattern string, h http.Handler) (err error) {
 
 // routes registers this package's routes on s.api.
 func (s *Server) routes() {
-	m := s.api
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.HandleFunc("GET /readyz", s.readyz)
-	m.Handle("GET /metrics", s.metrics.Handler())
+	for _, r := range s.table() {
+		s.api.Handle(r.pattern, r.h)
+	}
+}
 
-	m.HandleFunc("POST /api/v1/login", s.login)
-	m.HandleFunc("GET /api/v1/products", s.products)
-	m.HandleFunc("POST /api/v1/orders", s.user(s.createOrder))
-	m.HandleFunc("GET /api/v1/orders/{out_trade_no}", s.user(s.getOrder))
-	m.HandleFunc("POST /api/v1/orders/{out_trade_no}/close", s.user(s.closeOrder))
-	m.HandleFunc("POST /api/v1/orders/{out_trade_no}/pay-params", s.user(s.payParams))
+type route struct {
+	pattern string
+	h       http.Handler
+}
 
-	m.HandleFunc("POST /wxpay/notify/pay", s.notify(s.svc.HandlePayNotify))
-	m.HandleFunc("POST /wxpay/notify/refund", s.notify(s.svc.HandleRefundNotify))
-	m.HandleFunc("POST /wxpay/native/callback", s.nativeCallback)
+// table is every route of the package, in one place (docs/openapi.yaml
+// describes exactly these; a test checks it).
+func (s *Server) table() []route {
+	f := func(pattern string, h http.HandlerFunc) route { return route{pattern, h} }
+	return []route{
+		f("GET /healthz", s.healthz),
+		f("GET /readyz", s.readyz),
+		{"GET /metrics", s.metrics.Handler()},
 
-	m.HandleFunc("GET /admin/api/v1/orders", s.admin(s.adminListOrders))
-	m.HandleFunc("GET /admin/api/v1/orders/{out_trade_no}", s.admin(s.adminGetOrder))
-	m.HandleFunc("POST /admin/api/v1/orders/{out_trade_no}/refunds", s.admin(s.adminRefund))
-	m.HandleFunc("POST /admin/api/v1/orders/{out_trade_no}/sync", s.admin(s.adminSync))
-	m.HandleFunc("GET /admin/api/v1/anomalies", s.admin(s.adminAnomalies))
-	m.HandleFunc("POST /admin/api/v1/reconciliations", s.admin(s.adminReconcile))
-	m.HandleFunc("GET /admin/api/v1/reconciliations/{date}", s.admin(s.adminRecon))
+		f("POST /api/v1/login", s.login),
+		f("GET /api/v1/products", s.products),
+		f("POST /api/v1/orders", s.user(s.createOrder)),
+		f("GET /api/v1/orders/{out_trade_no}", s.user(s.getOrder)),
+		f("POST /api/v1/orders/{out_trade_no}/close", s.user(s.closeOrder)),
+		f("POST /api/v1/orders/{out_trade_no}/pay-params", s.user(s.payParams)),
+
+		f("POST /wxpay/notify/pay", s.notify(s.svc.HandlePayNotify)),
+		f("POST /wxpay/notify/refund", s.notify(s.svc.HandleRefundNotify)),
+		f("POST /wxpay/native/callback", s.nativeCallback),
+
+		f("GET /admin/api/v1/orders", s.admin(s.adminListOrders)),
+		f("GET /admin/api/v1/orders/{out_trade_no}", s.admin(s.adminGetOrder)),
+		f("POST /admin/api/v1/orders/{out_trade_no}/refunds", s.admin(s.adminRefund)),
+		f("POST /admin/api/v1/orders/{out_trade_no}/sync", s.admin(s.adminSync)),
+		f("GET /admin/api/v1/anomalies", s.admin(s.adminAnomalies)),
+		f("POST /admin/api/v1/reconciliations", s.admin(s.adminReconcile)),
+		f("GET /admin/api/v1/reconciliations/{date}", s.admin(s.adminRecon)),
+	}
+}
+
+// Routes returns the patterns ("METHOD /path/{param}") the server serves
+// itself, besides what is mounted.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.table() {
+		out = append(out, r.pattern)
+	}
+	return out
 }
 
 // healthz answers 200 "ok" while the process runs.
