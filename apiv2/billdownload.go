@@ -88,25 +88,11 @@ func (c *Client) DownloadFundFlow(ctx context.Context, req *DownloadFundFlowRequ
 // download sends a bill request. A bill is plain text or gzip; a failure is
 // an XML message, told apart by its "<xml>" start (protocol.md §5.6).
 func (c *Client) download(ctx context.Context, ep *endpoint, build func(*encoder)) ([]byte, error) {
-	key, err := c.signKey(ctx)
+	body, st, key, e, err := c.prepare(ctx, ep, build)
 	if err != nil {
 		return nil, err
 	}
-	st := c.signType
-	if ep.signType != "" {
-		st = ep.signType
-	}
-	e := getEncoder()
 	defer putEncoder(e)
-	c.base2(e, ep, st)
-	build(e)
-	if e.err != nil {
-		return nil, &Error{API: ep.name, Err: e.err}
-	}
-	body, err := e.encode(st, key)
-	if err != nil {
-		return nil, &Error{API: ep.name, Err: err}
-	}
 	status, data, err := c.send(ctx, ep, body, MaxBillSize)
 	if err != nil {
 		return nil, err

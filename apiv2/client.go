@@ -414,30 +414,43 @@ func lookup(fields []wxcrypto.Field, name string) string {
 // status, return_code, signature, result_code. On a business failure it
 // returns the parsed answer together with the *Error (reverse needs recall).
 func (c *Client) call(ctx context.Context, ep *endpoint, build func(*encoder)) (*response, error) {
-	key, err := c.signKey(ctx)
+	body, st, key, e, err := c.prepare(ctx, ep, build)
 	if err != nil {
 		return nil, err
 	}
-	st := c.signType
-	if ep.signType != "" {
-		st = ep.signType
-	}
-	e := getEncoder()
 	defer putEncoder(e)
-	c.base2(e, ep, st)
-	build(e)
-	if e.err != nil {
-		return nil, &Error{API: ep.name, Err: e.err}
-	}
-	body, err := e.encode(st, key)
-	if err != nil {
-		return nil, &Error{API: ep.name, Err: err}
-	}
 	status, data, err := c.send(ctx, ep, body, MaxMessageSize)
 	if err != nil {
 		return nil, err
 	}
 	return c.check(ep, st, key, status, data, e)
+}
+
+// prepare builds and signs a request: the base fields, the fields build
+// adds, the signature with the endpoint's sign type and the current key.
+// The caller returns the encoder to the pool when it no longer needs it
+// (diagnostics read the request's fields from it).
+func (c *Client) prepare(ctx context.Context, ep *endpoint, build func(*encoder)) (body []byte, st wxpay.SignType, key string, e *encoder, err error) {
+	if key, err = c.signKey(ctx); err != nil {
+		return nil, "", "", nil, err
+	}
+	st = c.signType
+	if ep.signType != "" {
+		st = ep.signType
+	}
+	e = getEncoder()
+	c.base2(e, ep, st)
+	build(e)
+	if e.err != nil {
+		err = &Error{API: ep.name, Err: e.err}
+	} else if body, err = e.encode(st, key); err != nil {
+		err = &Error{API: ep.name, Err: err}
+	}
+	if err != nil {
+		putEncoder(e)
+		return nil, "", "", nil, err
+	}
+	return body, st, key, e, nil
 }
 
 // base2 adds the base fields every request carries.
