@@ -53,7 +53,9 @@ func (c *Client) DownloadBillRaw(ctx context.Context, req *DownloadBillRequest) 
 	}
 	return c.download(ctx, epDownloadBill, func(e *encoder) {
 		e.require(!req.Date.IsZero(), "downloadbill: Date is required")
-		e.require(t.Valid(), "downloadbill: bill type %q is not ALL, SUCCESS, REFUND or RECHARGE_REFUND", string(t))
+		if !(t.Valid()) {
+			e.fail(invalid("downloadbill: bill type %q is not ALL, SUCCESS, REFUND or RECHARGE_REFUND", string(t)))
+		}
 		e.str("bill_date", req.Date.In(wxpay.China).Format("20060102"))
 		e.str("bill_type", string(t))
 		if req.Gzip {
@@ -72,7 +74,9 @@ func (c *Client) DownloadFundFlow(ctx context.Context, req *DownloadFundFlowRequ
 	}
 	data, err := c.download(ctx, epDownloadFundFlow, func(e *encoder) {
 		e.require(!req.Date.IsZero(), "downloadfundflow: Date is required")
-		e.require(a.Valid(), "downloadfundflow: account type %q is not Basic, Operation or Fees", string(a))
+		if !(a.Valid()) {
+			e.fail(invalid("downloadfundflow: account type %q is not Basic, Operation or Fees", string(a)))
+		}
 		e.str("bill_date", req.Date.In(wxpay.China).Format("20060102"))
 		e.str("account_type", string(a))
 		if req.Gzip {

@@ -110,10 +110,13 @@ func (e *encoder) extra(fields map[string]string) {
 	}
 }
 
-// require records an error when a required value is missing.
-func (e *encoder) require(ok bool, format string, args ...any) {
+// require records an error when a required value is missing. The message
+// is a constant: a check whose message needs values is written as
+// `if !ok { e.fail(invalid(format, args…)) }`, so that the arguments are
+// not boxed (allocated) on every call that passes.
+func (e *encoder) require(ok bool, msg string) {
 	if !ok {
-		e.fail(invalid(format, args...))
+		e.fail(invalid("%s", msg))
 	}
 }
 
@@ -239,11 +242,43 @@ func (d *decoder) parseTime(f wxcrypto.Field) time.Time {
 	if f.Value == "" {
 		return time.Time{}
 	}
-	t, err := time.ParseInLocation(TimeLayout, f.Value, wxpay.China)
-	if err != nil && d.err == nil {
+	t, ok := parseWireTime(f.Value)
+	if !ok && d.err == nil {
 		d.err = fmt.Errorf("field %s: %q is not a yyyyMMddHHmmss time", f.Name, f.Value)
 	}
 	return t
+}
+
+// parseWireTime reads yyyyMMddHHmmss in China Standard Time, without the
+// generality (and cost) of time.Parse; out-of-range fields are refused.
+func parseWireTime(s string) (time.Time, bool) {
+	if len(s) != 14 {
+		return time.Time{}, false
+	}
+	var n [7]int
+	widths := [7]int{4, 2, 2, 2, 2, 2, 0}
+	pos := 0
+	for i := 0; i < 6; i++ {
+		v := 0
+		for j := 0; j < widths[i]; j++ {
+			c := s[pos]
+			if c < '0' || c > '9' {
+				return time.Time{}, false
+			}
+			v = v*10 + int(c-'0')
+			pos++
+		}
+		n[i] = v
+	}
+	y, mo, d, h, mi, sec := n[0], n[1], n[2], n[3], n[4], n[5]
+	if mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, wxpay.China)
+	if t.Day() != d { // 20260230 and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // RefundTimeLayout is the layout of refund_success_time_$n and the refund

@@ -45,9 +45,13 @@ func (r *UnifiedOrderRequest) encode(e *encoder, defaultNotify string) {
 		notify = defaultNotify
 	}
 	e.require(r.Body != "", "unifiedorder: Body is required")
-	e.require(r.TotalFee > 0, "unifiedorder: TotalFee must be > 0 fen, is %d", r.TotalFee)
+	if !(r.TotalFee > 0) {
+		e.fail(invalid("unifiedorder: TotalFee must be > 0 fen, is %d", r.TotalFee))
+	}
 	e.require(r.SpbillCreateIP != "", "unifiedorder: SpbillCreateIP is required")
-	e.require(r.TradeType.Valid() && r.TradeType != wxpay.TradeTypeMicroPay, "unifiedorder: TradeType %q is not JSAPI, NATIVE, APP or MWEB", string(r.TradeType))
+	if !(r.TradeType.Valid() && r.TradeType != wxpay.TradeTypeMicroPay) {
+		e.fail(invalid("unifiedorder: TradeType %q is not JSAPI, NATIVE, APP or MWEB", string(r.TradeType)))
+	}
 	e.require(r.TradeType != wxpay.TradeTypeJSAPI || r.OpenID != "", "unifiedorder: OpenID is required for JSAPI")
 	e.require(r.TradeType != wxpay.TradeTypeNative || r.ProductID != "", "unifiedorder: ProductID is required for NATIVE")
 	e.require(notify != "", "unifiedorder: NotifyURL is required (in the request or the Config)")

@@ -65,7 +65,9 @@ func (c *Client) Refund(ctx context.Context, req *RefundRequest) (*RefundRespons
 			e.fail(err)
 		}
 		e.require(req.TotalFee > 0, "refund: TotalFee must be > 0 fen")
-		e.require(req.RefundFee > 0 && req.RefundFee <= req.TotalFee, "refund: RefundFee must be > 0 and ≤ TotalFee (%d), is %d", req.TotalFee, req.RefundFee)
+		if !(req.RefundFee > 0 && req.RefundFee <= req.TotalFee) {
+			e.fail(invalid("refund: RefundFee must be > 0 and ≤ TotalFee (%d), is %d", req.TotalFee, req.RefundFee))
+		}
 		if req.NotifyURL != "" {
 			if err := checkNotifyURL(req.NotifyURL); err != nil {
 				e.fail(invalid("refund: %v", err))

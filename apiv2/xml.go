@@ -96,13 +96,39 @@ func parseFlat(s, root string, dst []wxcrypto.Field) ([]wxcrypto.Field, error) {
 	if p.i != len(s) {
 		return nil, p.fail(ErrXMLTrailing, "")
 	}
-	wxcrypto.SortFields(dst)
+	sortFields(dst)
 	for i := 1; i < len(dst); i++ {
 		if dst[i].Name == dst[i-1].Name {
 			return nil, &XMLError{Offset: strings.Index(s, "<"+dst[i].Name), Field: dst[i].Name, Err: ErrXMLDuplicate}
 		}
 	}
 	return dst, nil
+}
+
+// sortFields sorts a message's fields by name. A message has a few dozen
+// fields: an insertion sort of their indices, then one pass putting them in
+// place, moves far fewer pointers (each move is a write barrier while the
+// GC runs) than swapping the fields themselves.
+func sortFields(f []wxcrypto.Field) {
+	if len(f) > 64 || wxcrypto.Sorted(f) {
+		wxcrypto.SortFields(f)
+		return
+	}
+	var idx [64]uint8
+	order := idx[:len(f)]
+	for i := range f {
+		j := i
+		for j > 0 && f[order[j-1]].Name > f[i].Name {
+			order[j] = order[j-1]
+			j--
+		}
+		order[j] = uint8(i)
+	}
+	var tmp [64]wxcrypto.Field
+	copy(tmp[:len(f)], f)
+	for i, k := range order {
+		f[i] = tmp[k]
+	}
 }
 
 type scanner struct {
