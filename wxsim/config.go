@@ -67,6 +67,11 @@ type Merchant struct {
 	// FeeRate is WeChat's fee in hundredths of a percent, used in bills:
 	// 60 is 0.60%. Zero means 60; negative means no fee.
 	FeeRate int64
+
+	// V3 is the merchant's APIv3 setup (APIv3 key, registered API
+	// certificate, public-key mode); see MerchantV3 in v3config.go. The
+	// zero value enables APIv3 with generated credentials.
+	V3 MerchantV3
 }
 
 // Config configures a Simulator. Zero values mean the documented defaults.
@@ -173,6 +178,11 @@ type Config struct {
 	// Logger receives a line per WeChat call and per notify try. Nil
 	// discards. API keys, app secrets and session keys are never logged.
 	Logger *slog.Logger
+
+	// V3 configures the APIv3 side shared by all merchants (platform and
+	// public keys, the timestamp window, clock skew); see V3Config in
+	// v3config.go.
+	V3 V3Config
 }
 
 // defaultSchedule is WeChat's notify retry schedule (protocol.md §6): the
@@ -326,6 +336,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateV3()...)
 	return errors.Join(errs...)
 }
 

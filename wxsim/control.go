@@ -58,6 +58,7 @@ func (s *Simulator) controlHandler() http.Handler {
 	route("/sim/v1/refunds/{out_refund_no}/complete", map[string]http.HandlerFunc{"POST": s.ctlCompleteRefund})
 	route("/sim/v1/ledger", map[string]http.HandlerFunc{"GET": s.ctlLedger})
 	route("/sim/v1/merchants", map[string]http.HandlerFunc{"GET": s.ctlMerchants})
+	s.v3ControlRoutes(route)
 	mux.HandleFunc("/sim/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such control API path: "+r.URL.Path)
 	})

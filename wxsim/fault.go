@@ -61,6 +61,9 @@ var FaultAPIs = []string{
 	"unifiedorder", "orderquery", "closeorder", "refund", "refundquery",
 	"downloadbill", "downloadfundflow", "micropay", "reverse", "shorturl",
 	"report", "authcodetoopenid", "getsignkey", "jscode2session", "notify", "*",
+	// APIv3 (v3http.go): v3_prepay is all four trade types.
+	"v3_prepay", "v3_query", "v3_close", "v3_refund", "v3_refundquery",
+	"v3_bill", "v3_billdownload", "v3_certificates",
 }
 
 // Fault is a failure to inject into the next calls of an API.
@@ -86,8 +89,12 @@ func (f Fault) validate() error {
 			return fmt.Errorf("wxsim: fault kind %s does not apply to notifies", f.Kind)
 		}
 	case FaultUserPaysFirst:
-		if f.API != "closeorder" {
-			return errors.New("wxsim: USER_PAYS_FIRST applies to closeorder only")
+		if f.API != "closeorder" && f.API != "v3_close" {
+			return errors.New("wxsim: USER_PAYS_FIRST applies to closeorder and v3_close only")
+		}
+	case FaultV3Probe:
+		if !strings.HasPrefix(f.API, "v3_") {
+			return errors.New("wxsim: V3_PROBE applies to the v3_* apis only")
 		}
 	case FaultErrCode:
 		if notify || f.ErrCode == "" || len(f.ErrCode) > 32 {

@@ -60,6 +60,9 @@ type NotifyAttempt struct {
 	// probe it reports whether the merchant correctly refused it.
 	Acked  bool      `json:"acked"`
 	NextAt time.Time `json:"next_at,omitzero"` // when the next try is due; zero if none
+	// Serial is the Wechatpay-Serial a v3 notify was signed under (a
+	// platform certificate serial or a PUB_KEY_ID_…); empty for v2.
+	Serial string `json:"serial,omitempty"`
 }
 
 // NotifyStats counts notify tries.
@@ -89,6 +92,7 @@ type delivery struct {
 	attempts    int
 	duplicate   bool
 	firstDelay  time.Duration
+	v3          *v3Delivery // an APIv3 notify (v3notify.go); nil for v2
 }
 
 // notifier sends notifies and keeps the delivery log.
@@ -136,7 +140,7 @@ func (n *notifier) send(d *delivery, now time.Time) {
 		return
 	}
 	probe := false
-	if n.probe > 0 && d.kind == NotifyPay {
+	if n.probe > 0 && (d.kind == NotifyPay || d.kind == NotifyPayV3) {
 		n.probe--
 		probe = true
 	}
@@ -265,11 +269,21 @@ func (n *notifier) post(parent context.Context, d *delivery, duplicate bool) (No
 		URL: d.url, Attempt: d.attempts, Duplicate: duplicate, Time: now}
 	ctx, cancel := context.WithTimeout(parent, s.cfg.NotifyTimeout)
 	defer cancel()
-	status, reply, err := postXML(ctx, s.cfg.HTTPClient, d.url, d.body)
+	var status int
+	var reply []byte
+	var err error
+	if d.v3 != nil {
+		status, reply, a.Serial, err = s.postNotifyV3(ctx, d)
+	} else {
+		status, reply, err = postXML(ctx, s.cfg.HTTPClient, d.url, d.body)
+	}
 	a.Elapsed = float64(time.Since(start).Microseconds()) / 1000
 	a.HTTPStatus = status
 	a.Reply = snippet(reply)
 	verdict, why := judgeReply(status, reply, err)
+	if d.v3 != nil {
+		verdict, why = judgeReplyV3(status, reply, err)
+	}
 	a.Verdict = verdict
 	a.Error = why
 	acked := verdict == VerdictAcknowledged

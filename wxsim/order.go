@@ -91,6 +91,8 @@ type order struct {
 
 	refunds  []*refund
 	refunded int64 // the sum of refunds not closed
+
+	v3 bool // placed through APIv3: its pay notify is a v3 notify
 }
 
 // orderRef points at an order in its book.
@@ -508,7 +510,11 @@ func (s *Simulator) payLocked(o *order, u *user, openID string, now time.Time) b
 	o.transactionID = s.ids.NewID(IDTransaction, now)
 	b.byTxn[o.transactionID] = o
 	if o.tradeType != wxpay.TradeTypeMicroPay && o.notifyURL != "" {
-		s.notifier.send(s.payNotify(o), now)
+		if o.v3 {
+			s.notifier.send(s.payNotifyV3(o), now)
+		} else {
+			s.notifier.send(s.payNotify(o), now)
+		}
 	}
 	s.log.Info("wxsim: paid", "mch_id", b.m.cfg.MchID, "out_trade_no", o.outTradeNo, "transaction_id", o.transactionID, "total_fee", o.totalFee)
 	return true

@@ -30,6 +30,7 @@ type refund struct {
 	executions  int // times the money was moved for it: never above 1
 	requests    int // refund calls that named it
 	job         *task
+	v3          bool // requested through APIv3: its notify is a v3 notify
 }
 
 var refundRules = []fieldRule{
@@ -191,7 +192,11 @@ func (s *Simulator) finishRefundLocked(rf *refund, status wxpay.RefundStatus, no
 		rf.job = nil
 	}
 	if rf.notifyURL != "" {
-		s.notifier.send(s.refundNotify(rf), now)
+		if rf.v3 {
+			s.notifier.send(s.refundNotifyV3(rf), now)
+		} else {
+			s.notifier.send(s.refundNotify(rf), now)
+		}
 	}
 	s.log.Info("wxsim: refund finished", "mch_id", o.b.m.cfg.MchID, "out_refund_no", rf.outRefundNo, "status", string(status))
 }

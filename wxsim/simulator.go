@@ -42,6 +42,7 @@ type Simulator struct {
 
 	faults   faultBox
 	notifier notifier
+	v3       v3State // APIv3 (v3*.go)
 
 	control http.Handler
 	closed  atomic.Bool
@@ -106,6 +107,9 @@ func New(cfg Config) (*Simulator, error) {
 	}
 	s.faults.init(cfg.Seed)
 	s.notifier.init(s)
+	if err := s.initV3(); err != nil {
+		return nil, err
+	}
 	s.control = s.controlHandler()
 	s.sched.start()
 	return s, nil
@@ -189,6 +193,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	if p == "/sim" || strings.HasPrefix(p, "/sim/") {
 		s.control.ServeHTTP(w, r)
+		return
+	}
+	if strings.HasPrefix(p, "/v3/") {
+		s.serveV3(w, r)
 		return
 	}
 	if p == "/sns/jscode2session" {

@@ -223,9 +223,12 @@ func (s *Simulator) RequestPayment(req PaymentRequest) PaymentResult {
 	if !found || prepayID == "" {
 		return payFail("parameter error: package must be \"prepay_id=<prepay_id>\"")
 	}
+	if req.SignType == v3PaySignType {
+		return s.requestPaymentV3(req, prepayID)
+	}
 	st := wxpay.SignType(req.SignType)
 	if st != wxpay.SignTypeMD5 && st != wxpay.SignTypeHMACSHA256 {
-		return payFail("parameter error: signType must be MD5 or HMAC-SHA256")
+		return payFail("parameter error: signType must be MD5, HMAC-SHA256 or RSA")
 	}
 	s.mu.Lock()
 	ref, known := s.prepays[prepayID]
