@@ -28,12 +28,13 @@ const (
 	TradeTypeApp      TradeType = "APP"      // native app pay
 	TradeTypeMWeb     TradeType = "MWEB"     // H5 pay outside WeChat
 	TradeTypeMicroPay TradeType = "MICROPAY" // payment code (barcode) pay; never sent to unifiedorder
+	TradeTypeFacePay  TradeType = "FACEPAY"  // face pay; seen in APIv3 queries and bills
 )
 
 // Valid reports whether t is one of the documented trade types.
 func (t TradeType) Valid() bool {
 	switch t {
-	case TradeTypeJSAPI, TradeTypeNative, TradeTypeApp, TradeTypeMWeb, TradeTypeMicroPay:
+	case TradeTypeJSAPI, TradeTypeNative, TradeTypeApp, TradeTypeMWeb, TradeTypeMicroPay, TradeTypeFacePay:
 		return true
 	}
 	return false
@@ -169,6 +170,9 @@ type RefundChannel string
 const (
 	RefundChannelOriginal RefundChannel = "ORIGINAL" // back the way it came
 	RefundChannelBalance  RefundChannel = "BALANCE"  // to the user's balance
+	// APIv3 adds these, for a refund whose original card was closed.
+	RefundChannelOtherBalance  RefundChannel = "OTHER_BALANCE"  // to the user's balance instead
+	RefundChannelOtherBankcard RefundChannel = "OTHER_BANKCARD" // to another card
 )
 
 // Result codes of the v2 envelope (return_code and result_code).

@@ -15,11 +15,8 @@ var (
 	epQueryRefund = &endpoint{name: "query-refund", method: "GET", safe: safeAlways}
 )
 
-// v3 refund channels beyond wxpay's ORIGINAL and BALANCE (protocol.md §13.6).
-const (
-	RefundChannelOtherBalance  wxpay.RefundChannel = "OTHER_BALANCE"  // the original card was closed: to the user's balance
-	RefundChannelOtherBankcard wxpay.RefundChannel = "OTHER_BANKCARD" // the original card was closed: to another card
-)
+// The v3 refund channels beyond ORIGINAL and BALANCE live in the shared
+// vocabulary: wxpay.RefundChannelOtherBalance, wxpay.RefundChannelOtherBankcard.
 
 // RefundRequest asks for a refund (protocol.md §13.6, POST
 // /v3/refund/domestic/refunds). Amounts are int64 fen. A refund whose

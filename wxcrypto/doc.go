@@ -7,7 +7,12 @@
 //     (key redacted) and a Diagnosis for when a signature does not match;
 //   - the refund-notify req_info cipher (protocol.md §7): AES-256-ECB keyed
 //     with the lower-case hex MD5 of the API key, PKCS#7 padding;
-//   - nonces from crypto/rand.
+//   - nonces from crypto/rand;
+//   - APIv3 (protocol.md §13): request and response signatures
+//     (SHA256withRSA over the documented messages, the Authorization
+//     header), RSA keys and certificates and their serials, AES-256-GCM
+//     resource decryption with the nonce length checked before use,
+//     RSA-OAEP for sensitive fields, and the v3 mini-program paySign.
 //
 // Signing does not allocate: the canonical string is built in a pooled
 // buffer and hashed with md5.Sum / sha256.Sum256.
