@@ -37,6 +37,10 @@ type NotifyError struct {
 	Reason    NotifyReason
 	Err       error
 	Diagnosis *wxcrypto.Diagnosis // for ReasonSignature
+	// Notify is set for ReasonMerchant only: the notify verified with our
+	// key but names another appid or mch_id. It is not a payment of this
+	// client's; it is given so that the caller can record the anomaly.
+	Notify *PayNotify
 }
 
 func (e *NotifyError) Error() string {
@@ -97,7 +101,7 @@ func (c *Client) ParsePayNotify(body []byte) (*PayNotify, error) {
 		return nil, &NotifyError{Reason: ReasonMalformed, Err: d.err}
 	}
 	if n.AppID != c.cfg.AppID || n.MchID != c.cfg.MchID {
-		return nil, &NotifyError{Reason: ReasonMerchant, Err: fmt.Errorf("notify for appid %q mch_id %q", n.AppID, n.MchID)}
+		return nil, &NotifyError{Reason: ReasonMerchant, Err: fmt.Errorf("notify for appid %q mch_id %q", n.AppID, n.MchID), Notify: n}
 	}
 	if n.OutTradeNo == "" || (n.Paid() && (n.TransactionID == "" || n.TotalFee <= 0)) {
 		return nil, &NotifyError{Reason: ReasonMalformed, Err: errors.New("notify lacks out_trade_no, transaction_id or total_fee")}

@@ -281,9 +281,26 @@ func refused(err error) error {
 func (g *Gateway) ParsePayNotify(_ context.Context, body []byte) (*merchant.PayNotice, error) {
 	n, err := g.cfg.Pay.ParsePayNotify(body)
 	if err != nil {
+		if p := foreignPayment(err); p != nil {
+			return p, nil
+		}
 		return nil, refused(err)
 	}
 	return &merchant.PayNotice{Payment: *payment(&n.Envelope, &n.Payment), Paid: n.Paid()}, nil
+}
+
+// foreignPayment returns the payment of a pay notify that apiv2 refused
+// only because it names another appid or mch_id. Its signature verified
+// with our key, so it goes on to the service, whose store compares it with
+// the order (Order.Check) and records the anomaly once (reliability.md A2,
+// I6); it can never mark an order paid, since its app or merchant differs
+// from every order's. Any other refusal returns nil.
+func foreignPayment(err error) *merchant.PayNotice {
+	var ne *apiv2.NotifyError
+	if !errors.As(err, &ne) || ne.Reason != apiv2.ReasonMerchant || ne.Notify == nil {
+		return nil
+	}
+	return &merchant.PayNotice{Payment: *payment(&ne.Notify.Envelope, &ne.Notify.Payment), Paid: ne.Notify.Paid()}
 }
 
 // ParseRefundNotify decrypts a refund notify.
