@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/wxpay-go/wxpay"
 )
@@ -34,8 +33,6 @@ func Sorted(fields []Field) bool {
 	return slices.IsSortedFunc(fields, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
 // signed reports whether a field takes part in the signature.
 func signed(f Field) bool { return f.Value != "" && f.Name != "sign" }
 
@@ -54,51 +51,86 @@ func appendCanonical(dst []byte, fields []Field, key string) []byte {
 	return append(dst, key...)
 }
 
+// stackSize is the canonical-string buffer kept on the stack: enough for
+// any ordinary message; a longer one grows onto the heap.
+const stackSize = 1024
+
 // digest hashes the canonical string and writes the upper-case hex
 // signature into out, returning its length (32 for MD5, 64 for HMAC-SHA256).
 func digest(out *[64]byte, t wxpay.SignType, key string, fields []Field) (int, error) {
-	return digestFunc(out, t, key, func(dst []byte) []byte { return appendCanonical(dst, fields, key) })
-}
-
-// digestFunc is digest with the canonical string (including "key=<key>")
-// written by canon.
-func digestFunc(out *[64]byte, t wxpay.SignType, key string, canon func([]byte) []byte) (int, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	var stack [stackSize + sha256.BlockSize]byte
 	switch t {
 	case wxpay.SignTypeMD5, "":
-		buf := canon((*bp)[:0])
-		*bp = buf
-		sum := md5.Sum(buf)
+		sum := md5.Sum(appendCanonical(stack[:0], fields, key))
 		upperHex(out[:32], sum[:])
 		return 32, nil
 	case wxpay.SignTypeHMACSHA256:
-		// HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)), written out so
-		// that the whole computation stays on the stack and in the pool.
-		var k [sha256.BlockSize]byte
-		if len(key) > sha256.BlockSize {
-			sum := sha256.Sum256([]byte(key))
-			copy(k[:], sum[:])
-		} else {
-			copy(k[:], key)
-		}
-		buf := (*bp)[:0]
-		for _, c := range k {
-			buf = append(buf, c^0x36)
-		}
-		buf = canon(buf)
-		*bp = buf
-		inner := sha256.Sum256(buf)
-		var outer [sha256.BlockSize + sha256.Size]byte
-		for i, c := range k {
-			outer[i] = c ^ 0x5c
-		}
-		copy(outer[sha256.BlockSize:], inner[:])
-		sum := sha256.Sum256(outer[:])
-		upperHex(out[:64], sum[:])
+		buf := appendIpad(stack[:0], key)
+		hmacFinish(out, key, appendCanonical(buf, fields, key))
 		return 64, nil
 	}
 	return 0, fmt.Errorf("%w %q", ErrSignType, string(t))
+}
+
+// digestPrefix is digest for a canonical string already built up to the
+// key: prefix is "k1=v1&…&" (or empty).
+func digestPrefix(out *[64]byte, t wxpay.SignType, key string, prefix []byte) (int, error) {
+	var stack [stackSize + sha256.BlockSize]byte
+	var buf []byte
+	switch t {
+	case wxpay.SignTypeMD5, "":
+		buf = stack[:0]
+	case wxpay.SignTypeHMACSHA256:
+		buf = appendIpad(stack[:0], key)
+	default:
+		return 0, fmt.Errorf("%w %q", ErrSignType, string(t))
+	}
+	buf = append(buf, prefix...)
+	buf = append(buf, "key="...)
+	buf = append(buf, key...)
+	if t == wxpay.SignTypeHMACSHA256 {
+		hmacFinish(out, key, buf)
+		return 64, nil
+	}
+	sum := md5.Sum(buf)
+	upperHex(out[:32], sum[:])
+	return 32, nil
+}
+
+// hmacKey is the HMAC-SHA256 key block (RFC 2104: a key longer than the
+// block is hashed first).
+func hmacKey(key string) (k [sha256.BlockSize]byte) {
+	if len(key) > sha256.BlockSize {
+		sum := sha256.Sum256([]byte(key))
+		copy(k[:], sum[:])
+	} else {
+		copy(k[:], key)
+	}
+	return k
+}
+
+// appendIpad appends K ^ ipad, the start of HMAC's inner message.
+func appendIpad(dst []byte, key string) []byte {
+	k := hmacKey(key)
+	for _, c := range k {
+		dst = append(dst, c^0x36)
+	}
+	return dst
+}
+
+// hmacFinish computes HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m))
+// from inner = (K ^ ipad) || m, into out as upper-case hex. The whole
+// computation stays on the stack.
+func hmacFinish(out *[64]byte, key string, inner []byte) {
+	k := hmacKey(key)
+	ih := sha256.Sum256(inner)
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i, c := range k {
+		outer[i] = c ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], ih[:])
+	sum := sha256.Sum256(outer[:])
+	upperHex(out[:64], sum[:])
 }
 
 const hexUpper = "0123456789ABCDEF"
@@ -140,11 +172,7 @@ func AppendSign(dst []byte, t wxpay.SignType, key string, fields []Field) ([]byt
 // It lets an encoder write the XML and the signed string in one pass.
 func AppendSignPrefix(dst []byte, t wxpay.SignType, key string, prefix []byte) ([]byte, error) {
 	var out [64]byte
-	n, err := digestFunc(&out, t, key, func(b []byte) []byte {
-		b = append(b, prefix...)
-		b = append(b, "key="...)
-		return append(b, key...)
-	})
+	n, err := digestPrefix(&out, t, key, prefix)
 	if err != nil {
 		return dst, err
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Errors of the APIv3 RSA signatures (protocol.md §13.1, §13.2, §13.5).
@@ -68,6 +69,9 @@ func V3RequestMessage(method, canonicalURL string, timestamp int64, nonce string
 func V3ResponseMessage(timestamp, nonce string, body []byte) string {
 	return string(appendV3Response(nil, timestamp, nonce, body))
 }
+
+// bufPool holds the buffers v3 messages are built in (a body can be large).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // digestV3 hashes the message that build writes, in a pooled buffer.
 func digestV3(build func([]byte) []byte) [sha256.Size]byte {
