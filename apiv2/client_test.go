@@ -200,7 +200,7 @@ func apiCases() []apiCase {
 				return err
 			},
 			invalid: func(ctx context.Context, c *Client) error { _, err := c.ShortURL(ctx, ""); return err },
-			ok:      map[string]string{"short_url": "weixin://wxpay/s/XXXXXX"},
+			ok:      map[string]string{"short_url": "weixin://wxpay/s/AbCdEf"},
 			codes:   []ErrorCode{ErrSystemError, ErrSignError, ErrLackParams, ErrXMLFormatError},
 		},
 		{

@@ -55,7 +55,7 @@ func TestGoldenRequests(t *testing.T) {
 				_, err := c.OrderQuery(context.Background(), &OrderQueryRequest{OutTradeNo: "T20261129000000000001"})
 				return err
 			}},
-		{"shorturl_request.golden", wxpay.SignTypeMD5, "/tools/shorturl", map[string]string{"short_url": "weixin://wxpay/s/XXXX"},
+		{"shorturl_request.golden", wxpay.SignTypeMD5, "/tools/shorturl", map[string]string{"short_url": "weixin://wxpay/s/AbCd"},
 			func(c *Client) error {
 				_, err := c.ShortURL(context.Background(), "weixin://wxpay/bizpayurl?sign=ABC&appid=wx426b3015555a46be&mch_id=1225312702&product_id=P 1&time_stamp=1490840662&nonce_str=n")
 				return err
