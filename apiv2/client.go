@@ -300,7 +300,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		c.signType = wxpay.SignTypeMD5
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		c.hc = &http.Client{Transport: pooledTransport()}
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -319,7 +319,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		var tr *http.Transport
 		switch t := c.hc.Transport.(type) {
 		case nil:
-			tr = http.DefaultTransport.(*http.Transport).Clone()
+			tr = pooledTransport()
 		case *http.Transport:
 			tr = t.Clone()
 		default:
@@ -632,4 +632,14 @@ func (c *Client) logCall(ctx context.Context, ep *endpoint, u string, start time
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "wxpay v2 call", attrs...)
+}
+
+// pooledTransport is the default transport with room for the idle
+// connections a busy merchant server keeps to one WeChat host (the
+// standard library keeps 2 per host, so most calls would reconnect).
+func pooledTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 256
+	tr.MaxIdleConnsPerHost = 64
+	return tr
 }

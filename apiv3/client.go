@@ -301,7 +301,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 	c.cfg.CertSerial = strings.ToUpper(cfg.CertSerial)
 	if c.hc == nil {
 		c.hc = &http.Client{
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			Transport: pooledTransport(),
 			// WeChat Pay does not redirect; following one would take a
 			// signed request, or a bill download, to a host nobody checked
 			// (reliability.md S8). A 3xx is returned as an *Error.
@@ -663,4 +663,14 @@ func (c *Client) Do(ctx context.Context, method, pathAndQuery string, body []byt
 		return nil, err
 	}
 	return &Response{StatusCode: a.status, Header: a.header, Body: a.body}, nil
+}
+
+// pooledTransport is the default transport with room for the idle
+// connections a busy merchant server keeps to one WeChat host (the
+// standard library keeps 2 per host, so most calls would reconnect).
+func pooledTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 256
+	tr.MaxIdleConnsPerHost = 64
+	return tr
 }

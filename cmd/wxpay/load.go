@@ -85,6 +85,7 @@ func newLoadCmd(s streams) *cobra.Command {
 		chaos, asJSON, keep bool
 		report              string
 		progress            string
+		fromJSON            string
 	)
 	cmd := &cobra.Command{
 		Use: "load [--orders N] [--concurrency C] [--rate R] [--db sqlite:…|postgres://…] [--instances K] [--dup-notifies D] [--reorder] " +
@@ -140,6 +141,9 @@ so that closing users need not wait.`,
 				if !f.Changed("kill-every") {
 					cfg.KillEvery = 5 * time.Second
 				}
+			}
+			if fromJSON != "" {
+				return renderLoadResult(s, fromJSON, report, asJSON)
 			}
 			var err error
 			if cfg.Faults, err = loadtest.ParseFaults(faults); err != nil {
@@ -221,6 +225,7 @@ so that closing users need not wait.`,
 	fl.IntVar(&cfg.ProfileSeconds, "profile-seconds", 15, "how many seconds of the users' phase the CPU profiles cover")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fl.StringVar(&report, "report", "", "write an HTML report with latency charts to this file")
+	fl.StringVar(&fromJSON, "from-json", "", "run nothing: print a result saved with --json again (and --report it as HTML)")
 	fl.StringVar(&progress, "progress", "auto", "progress bar on stderr: auto (a terminal, not --json), on, off")
 	return cmd
 }
@@ -251,6 +256,37 @@ func openLoadMerchant(ctx context.Context, env loadtest.MerchantEnv) (*loadtest.
 		return nil, err
 	}
 	return &loadtest.Merchant{Service: a.svc, Reconciler: a.recon, Close: func() { a.Close(); ln.Close() }}, nil
+}
+
+// renderLoadResult prints a result saved with --json, as text (or JSON),
+// writes its HTML report when asked, and exits as the run did.
+func renderLoadResult(s streams, path, report string, asJSON bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var res loadtest.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s is not a wxpay load --json result: %w", path, err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(s.out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(&res); err != nil {
+			return err
+		}
+	} else {
+		res.WriteText(s.out)
+	}
+	if report != "" {
+		if err := writeLoadReport(report, &res); err != nil {
+			return err
+		}
+	}
+	if !res.OK() {
+		return &exitError{code: 1, msg: "wxpay load: the saved run failed"}
+	}
+	return nil
 }
 
 func writeLoadReport(path string, res *loadtest.Result) error {

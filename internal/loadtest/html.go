@@ -28,7 +28,7 @@ func (r *Result) WriteHTML(w io.Writer) error {
 	}{
 		R: r, OK: r.OK(), Text: text.String(),
 		Histogram: template.HTML(svgHistogram(r.CreateBuckets, r.Latency.CreateOrder)),
-		Timeline:  template.HTML(svgTimeline(r.Timeline, r.Kills, r.DriveSeconds)),
+		Timeline:  template.HTML(svgTimeline(r.driveTicks(), r.Kills)),
 		WeChat:    template.HTML(svgAPIBars(r.WeChat)),
 		Targets:   r.targetRows(),
 	}
@@ -211,8 +211,20 @@ func svgHistogram(buckets []Bucket, s Summary) string {
 	return b.String()
 }
 
+// driveTicks are the ticks of the users' phase (the notify burst after
+// it has its own figure).
+func (r *Result) driveTicks() []Tick {
+	var out []Tick
+	for _, t := range r.Timeline {
+		if t.T <= r.DriveSeconds+1 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // svgTimeline draws per-second throughput over the users' phase.
-func svgTimeline(ticks []Tick, kills []KillEvent, driveEnd float64) string {
+func svgTimeline(ticks []Tick, kills []KillEvent) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="throughput over time">`, chartW, chartH, chartW, chartH)
 	if len(ticks) == 0 {
@@ -239,10 +251,6 @@ func svgTimeline(ticks []Tick, kills []KillEvent, driveEnd float64) string {
 	}
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`, padL, chartH-padB, chartW-padR, chartH-padB)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="middle">per second, over the users' phase</text>`, chartW/2, chartH-6)
-	if driveEnd > 0 && driveEnd < tmax {
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#555"/><text x="%.1f" y="%d" font-size="10" text-anchor="end">users done; notify burst →</text>`,
-			x(driveEnd), padT+16, x(driveEnd), chartH-padB, x(driveEnd)-3, padT+28)
-	}
 	for _, k := range kills {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#900" stroke-dasharray="2 2"><title>instance %d killed, down %.0f ms</title></line>`,
 			x(k.T), padT, x(k.T), chartH-padB, k.Instance, k.DownForMS)
