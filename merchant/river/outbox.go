@@ -128,24 +128,42 @@ func Verify(header string, body []byte, now time.Time, tolerance time.Duration, 
 // repeats by EventIDHeader.
 func (r *Runner) Outbox(ctx context.Context) (*Result, error) {
 	res, count := r.result(KindOutbox)
+	// A run takes batches of Limit events until the outbox is drained, the
+	// webhook fails, or one interval has passed: a fixed batch per interval
+	// would let the backlog grow without bound under load.
+	deadline := time.Now().Add(r.cfg.OutboxEvery)
+	for {
+		n, stop, err := r.outboxBatch(ctx, count)
+		if err != nil {
+			return r.done(ctx, res, err)
+		}
+		if stop || n < r.cfg.Limit || time.Now().After(deadline) {
+			return r.done(ctx, res, nil)
+		}
+	}
+}
+
+// outboxBatch delivers one batch of due events. It returns how many it
+// took, and stop when the webhook failed too often to go on.
+func (r *Runner) outboxBatch(ctx context.Context, count func(string)) (int, bool, error) {
 	now := r.svc.Now()
 	events, err := r.store.PendingOutbox(ctx, now, r.cfg.Limit)
 	if err != nil {
-		return r.done(ctx, res, fmt.Errorf("river: listing the outbox: %w", err))
+		return 0, false, fmt.Errorf("river: listing the outbox: %w", err)
 	}
 	wh := r.cfg.Webhook
 	failures := 0 // in a row
 	for i, ev := range events {
 		if failures == maxFailuresInRow {
 			r.log.WarnContext(ctx, "webhook failing; the rest of the outbox waits for the next run", slog.Int("left", len(events)-i))
-			break
+			return len(events), true, nil
 		}
 		if ctx.Err() != nil {
-			return r.done(ctx, res, ctx.Err())
+			return i, true, ctx.Err()
 		}
 		if wh.URL == "" {
 			if err := r.store.MarkOutbox(ctx, ev.ID, true, time.Time{}, NoWebhookNote, now); err != nil {
-				return r.done(ctx, res, fmt.Errorf("river: marking outbox event %d: %w", ev.ID, err))
+				return i, true, fmt.Errorf("river: marking outbox event %d: %w", ev.ID, err)
 			}
 			count("no_webhook")
 			continue
@@ -153,7 +171,7 @@ func (r *Runner) Outbox(ctx context.Context) (*Result, error) {
 		derr := r.deliver(ctx, ev)
 		if derr == nil {
 			if err := r.store.MarkOutbox(ctx, ev.ID, true, time.Time{}, "", r.svc.Now()); err != nil {
-				return r.done(ctx, res, fmt.Errorf("river: marking outbox event %d delivered: %w", ev.ID, err))
+				return i, true, fmt.Errorf("river: marking outbox event %d delivered: %w", ev.ID, err)
 			}
 			count("delivered")
 			failures = 0
@@ -164,11 +182,11 @@ func (r *Runner) Outbox(ctx context.Context) (*Result, error) {
 		r.log.WarnContext(ctx, "webhook delivery failed", slog.Int64("event", ev.ID), slog.String("type", ev.Type),
 			slog.Int("attempts", ev.Attempts+1), slog.Time("next", next), slog.String("error", derr.Error()))
 		if err := r.store.MarkOutbox(ctx, ev.ID, false, next, derr.Error(), r.svc.Now()); err != nil {
-			return r.done(ctx, res, fmt.Errorf("river: marking outbox event %d failed: %w", ev.ID, err))
+			return i, true, fmt.Errorf("river: marking outbox event %d failed: %w", ev.ID, err)
 		}
 		count("failed")
 	}
-	return r.done(ctx, res, nil)
+	return len(events), failures > 0, nil
 }
 
 // maxFailuresInRow is how many deliveries may fail in a row before a run

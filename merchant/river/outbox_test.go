@@ -95,3 +95,27 @@ func TestOutboxWebhookDown(t *testing.T) {
 		t.Fatalf("%d events tried, want 3", tried)
 	}
 }
+
+// TestOutboxDrainsBacklog: one run takes batch after batch until the
+// outbox is empty, so the backlog cannot outgrow a fixed batch per run.
+func TestOutboxDrainsBacklog(t *testing.T) {
+	h := newHarness(t, sqliteCase)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	const n = 7
+	for range n {
+		h.paidOrder()
+	}
+	r, err := river.NewRunner(river.Config{Payments: h.svc, Limit: 2, Webhook: river.Webhook{URL: srv.URL, Secret: "s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.RunOnce(h.ctx, river.KindOutbox)
+	if err != nil || res.Counts["delivered"] != n || hits.Load() != n {
+		t.Fatalf("run: %v %v; %d hits, want %d", res, err, hits.Load(), n)
+	}
+}
