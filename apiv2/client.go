@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/crypto/pkcs12"
 
 	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/internal/sdkhttp"
 	"github.com/wxpay-go/wxpay/wxcrypto"
 )
 
@@ -94,30 +94,12 @@ func (c *Config) Validate() error {
 		problems = append(problems, "CertFile and KeyFile go together")
 	}
 	if c.NotifyURL != "" {
-		if err := checkNotifyURL(c.NotifyURL); err != nil {
+		if err := sdkhttp.CheckNotifyURL(c.NotifyURL); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("apiv2: invalid config: %s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// checkNotifyURL applies WeChat's rules to a notify URL: absolute http(s),
-// at most 256 characters, no query string. It is on the hot path of every
-// unifiedorder, so it scans instead of parsing.
-func checkNotifyURL(s string) error {
-	rest, ok := strings.CutPrefix(s, "https://")
-	if !ok {
-		rest, ok = strings.CutPrefix(s, "http://")
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	if !ok || host == "" || len(s) > 256 || strings.ContainsAny(s, " \t\r\n#<>\"") {
-		return fmt.Errorf("NotifyURL %q is not an absolute http(s) URL of at most 256 characters", s)
-	}
-	if strings.IndexByte(s, '?') >= 0 {
-		return fmt.Errorf("NotifyURL %q has a query string; WeChat refuses one", s)
 	}
 	return nil
 }
@@ -300,7 +282,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		c.signType = wxpay.SignTypeMD5
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Transport: pooledTransport()}
+		c.hc = &http.Client{Transport: sdkhttp.PooledTransport()}
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -319,7 +301,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		var tr *http.Transport
 		switch t := c.hc.Transport.(type) {
 		case nil:
-			tr = pooledTransport()
+			tr = sdkhttp.PooledTransport()
 		case *http.Transport:
 			tr = t.Clone()
 		default:
@@ -560,7 +542,7 @@ func (c *Client) send(ctx context.Context, ep *endpoint, body []byte, limit int6
 		status, data, err = c.post(ctx, hc, ep, c.url(c.backup, ep), body, limit)
 	}
 	if err != nil {
-		return 0, nil, &Error{API: ep.name, HTTPStatus: status, Unknown: !neverSent(err), Err: err}
+		return 0, nil, &Error{API: ep.name, HTTPStatus: status, Unknown: !sdkhttp.NeverSent(err), Err: err}
 	}
 	return status, data, nil
 }
@@ -577,20 +559,9 @@ func (c *Client) failover(ep *endpoint, status int, err error) bool {
 	case safeAlways:
 		return err != nil || status >= 500
 	case safeDialErr:
-		return err != nil && neverSent(err)
+		return err != nil && sdkhttp.NeverSent(err)
 	}
 	return false
-}
-
-// neverSent reports whether a transport error happened before the request
-// could reach the server (DNS failure, connection refused).
-func neverSent(err error) bool {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return true
-	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func (c *Client) post(ctx context.Context, hc *http.Client, ep *endpoint, u string, body []byte, limit int64) (int, []byte, error) {
@@ -632,14 +603,4 @@ func (c *Client) logCall(ctx context.Context, ep *endpoint, u string, start time
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "wxpay v2 call", attrs...)
-}
-
-// pooledTransport is the default transport with room for the idle
-// connections a busy merchant server keeps to one WeChat host (the
-// standard library keeps 2 per host, so most calls would reconnect).
-func pooledTransport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 256
-	tr.MaxIdleConnsPerHost = 64
-	return tr
 }

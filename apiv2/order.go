@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/internal/sdkhttp"
 )
 
 var (
@@ -56,7 +57,7 @@ func (r *UnifiedOrderRequest) encode(e *encoder, defaultNotify string) {
 	e.require(r.TradeType != wxpay.TradeTypeNative || r.ProductID != "", "unifiedorder: ProductID is required for NATIVE")
 	e.require(notify != "", "unifiedorder: NotifyURL is required (in the request or the Config)")
 	if notify != "" {
-		if err := checkNotifyURL(notify); err != nil {
+		if err := sdkhttp.CheckNotifyURL(notify); err != nil {
 			e.fail(invalid("unifiedorder: %v", err))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/internal/sdkhttp"
 	"github.com/wxpay-go/wxpay/wxcrypto"
 )
 
@@ -69,7 +70,7 @@ func (c *Client) Refund(ctx context.Context, req *RefundRequest) (*RefundRespons
 			e.fail(invalid("refund: RefundFee must be > 0 and ≤ TotalFee (%d), is %d", req.TotalFee, req.RefundFee))
 		}
 		if req.NotifyURL != "" {
-			if err := checkNotifyURL(req.NotifyURL); err != nil {
+			if err := sdkhttp.CheckNotifyURL(req.NotifyURL); err != nil {
 				e.fail(invalid("refund: %v", err))
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/internal/sdkhttp"
 	"github.com/wxpay-go/wxpay/wxcrypto"
 )
 
@@ -96,29 +96,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.NotifyURL != "" {
-		if err := checkNotifyURL(c.NotifyURL); err != nil {
+		if err := sdkhttp.CheckNotifyURL(c.NotifyURL); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("apiv3: invalid config: %s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// checkNotifyURL applies WeChat's rules to a notify URL: absolute http(s),
-// at most 256 characters, no query string.
-func checkNotifyURL(s string) error {
-	rest, ok := strings.CutPrefix(s, "https://")
-	if !ok {
-		rest, ok = strings.CutPrefix(s, "http://")
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	if !ok || host == "" || len(s) > 256 || strings.ContainsAny(s, " \t\r\n#<>\"") {
-		return fmt.Errorf("NotifyURL %q is not an absolute http(s) URL of at most 256 characters", s)
-	}
-	if strings.IndexByte(s, '?') >= 0 {
-		return fmt.Errorf("NotifyURL %q has a query string; WeChat refuses one", s)
 	}
 	return nil
 }
@@ -301,7 +284,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 	c.cfg.CertSerial = strings.ToUpper(cfg.CertSerial)
 	if c.hc == nil {
 		c.hc = &http.Client{
-			Transport: pooledTransport(),
+			Transport: sdkhttp.PooledTransport(),
 			// WeChat Pay does not redirect; following one would take a
 			// signed request, or a bill download, to a host nobody checked
 			// (reliability.md S8). A 3xx is returned as an *Error.
@@ -444,7 +427,7 @@ func (c *Client) call(ctx context.Context, ep *endpoint, target string, body []b
 		a, err = c.roundTrip(ctx, ep, c.backup+target, body, serialHeader)
 	}
 	if err != nil {
-		e := &Error{API: ep.name, Unknown: !neverSent(err), Err: err}
+		e := &Error{API: ep.name, Unknown: !sdkhttp.NeverSent(err), Err: err}
 		if a != nil {
 			e.HTTPStatus = a.status
 		}
@@ -465,20 +448,9 @@ func (c *Client) failover(ep *endpoint, a *answer, err error) bool {
 	case safeAlways:
 		return err != nil || a.status >= 500
 	case safeDialErr:
-		return err != nil && neverSent(err)
+		return err != nil && sdkhttp.NeverSent(err)
 	}
 	return false
-}
-
-// neverSent reports whether a transport error happened before the request
-// could reach the server (DNS failure, connection refused).
-func neverSent(err error) bool {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return true
-	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // authorization builds the Authorization header of a request (protocol.md
@@ -663,14 +635,4 @@ func (c *Client) Do(ctx context.Context, method, pathAndQuery string, body []byt
 		return nil, err
 	}
 	return &Response{StatusCode: a.status, Header: a.header, Body: a.body}, nil
-}
-
-// pooledTransport is the default transport with room for the idle
-// connections a busy merchant server keeps to one WeChat host (the
-// standard library keeps 2 per host, so most calls would reconnect).
-func pooledTransport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 256
-	tr.MaxIdleConnsPerHost = 64
-	return tr
 }

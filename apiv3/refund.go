@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/internal/sdkhttp"
 )
 
 var (
@@ -99,7 +100,7 @@ func (r *RefundRequest) encode() ([]byte, error) {
 		}
 	}
 	if r.NotifyURL != "" {
-		if err := checkNotifyURL(r.NotifyURL); err != nil {
+		if err := sdkhttp.CheckNotifyURL(r.NotifyURL); err != nil {
 			return nil, invalid("%v", err)
 		}
 	}

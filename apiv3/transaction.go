@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/internal/sdkhttp"
 )
 
 var (
@@ -149,7 +150,7 @@ func (r *PrepayRequest) encode(c *Client, kind wxpay.TradeType) ([]byte, error) 
 	case len(r.Attach) > 128:
 		return nil, invalid("Attach has %d bytes, at most 128", len(r.Attach))
 	}
-	if err := checkNotifyURL(notify); err != nil {
+	if err := sdkhttp.CheckNotifyURL(notify); err != nil {
 		return nil, invalid("%v", err)
 	}
 	if err := checkOutNo("OutTradeNo", r.OutTradeNo, 6, 32); err != nil {

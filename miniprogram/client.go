@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/wxpay-go/wxpay/internal/sdkhttp"
 )
 
 // DefaultBaseURL is the WeChat API host that Code2Session calls unless
@@ -55,7 +57,7 @@ func NewClient(appID, appSecret string, opts ...Option) (*Client, error) {
 		appID:   appID,
 		secret:  &secret,
 		base:    base,
-		http:    &http.Client{Transport: pooledTransport()},
+		http:    &http.Client{Transport: sdkhttp.PooledTransport()},
 		log:     slog.New(slog.DiscardHandler),
 		timeout: DefaultTimeout,
 	}
@@ -162,13 +164,3 @@ func (secretString) Format(f fmt.State, verb rune) { formatRedacted(f, verb) }
 
 // LogValue keeps the secret out of structured logs.
 func (secretString) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// pooledTransport is the default transport with room for the idle
-// connections a busy merchant server keeps to one WeChat host (the
-// standard library keeps 2 per host, so most calls would reconnect).
-func pooledTransport() *http.Transport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 256
-	tr.MaxIdleConnsPerHost = 64
-	return tr
-}
