@@ -51,6 +51,7 @@ const (
 	ErrParamError           ErrorCode = "PARAM_ERROR"           // 400: a parameter is invalid; see Error.Detail
 	ErrInvalidRequest       ErrorCode = "INVALID_REQUEST"       // 400: the request breaks a rule or the order's state does not allow it
 	ErrOrderClosed          ErrorCode = "ORDER_CLOSED"          // 400: the order is closed; a new order needs a new out_trade_no
+	ErrOrderPaid            ErrorCode = "ORDER_PAID"            // 400: the order is paid (close, a second prepay): query it (also ORDERPAID)
 	ErrAppIDMchIDNotMatch   ErrorCode = "APPID_MCHID_NOT_MATCH" // 400: the app is not bound to the merchant
 	ErrMchNotExists         ErrorCode = "MCH_NOT_EXISTS"        // 400: unknown merchant
 	ErrSignError            ErrorCode = "SIGN_ERROR"            // 401: WeChat refused our signature (wrong key, CertSerial or clock)

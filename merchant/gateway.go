@@ -3,13 +3,14 @@ package merchant
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/wxpay-go/wxpay"
 )
 
 // Gateway is what the service needs from WeChat. wxgateway implements it
-// over the v2 SDK. Errors wrap the sentinels below so that the use cases
+// over the v2 SDK (wxgateway.New) and over APIv3 (wxgateway.NewV3). Errors wrap the sentinels below so that the use cases
 // can decide without knowing the SDK.
 type Gateway interface {
 	// AppID and MchID identify the merchant the gateway speaks for.
@@ -32,11 +33,16 @@ type Gateway interface {
 	// Bill downloads a day's trade bill (the date in China Standard Time).
 	Bill(ctx context.Context, day time.Time) ([]BillEntry, error)
 	// ParsePayNotify verifies a pay notify and returns the payment (Paid
-	// false for a notify that reports a failure).
-	ParsePayNotify(ctx context.Context, body []byte) (*PayNotice, error)
-	// ParseRefundNotify decrypts a refund notify.
-	ParseRefundNotify(ctx context.Context, body []byte) (*RefundResult, error)
+	// false for a notify that reports a failure). header is the request's
+	// header as received (APIv3 signs with Wechatpay-* headers; v2 ignores
+	// it) and body its raw bytes, never re-serialised.
+	ParsePayNotify(ctx context.Context, header http.Header, body []byte) (*PayNotice, error)
+	// ParseRefundNotify verifies (v3) and decrypts a refund notify.
+	ParseRefundNotify(ctx context.Context, header http.Header, body []byte) (*RefundResult, error)
 	// NotifyAck is the HTTP answer to a notify: success when err is nil.
+	// v2 answers the XML SUCCESS/FAIL document; v3 answers 204, or a 4xx
+	// or 5xx status with a JSON {"code","message"} body, since WeChat
+	// judges a v3 reply by its status.
 	NotifyAck(err error) (status int, contentType string, body []byte)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/internal/config"
 	"github.com/wxpay-go/wxpay/merchant"
 	"github.com/wxpay-go/wxpay/merchant/httpapi"
@@ -44,6 +45,8 @@ type appOptions struct {
 	wrapSim func(http.Handler) http.Handler
 	// payOptions are extra apiv2 options (demo: a recording transport).
 	payOptions []apiv2.Option
+	// v3Options are extra apiv3 options.
+	v3Options []apiv3.Option
 	log        *slog.Logger
 	// now is the service's clock (the demo runs it on the simulator's).
 	now func() time.Time
@@ -61,8 +64,9 @@ type app struct {
 	sim      *wxsim.Simulator
 	simURL   string
 	simSrv   *http.Server
-	pay      *apiv2.Client
-	gw       *wxgateway.Gateway
+	pay      *apiv2.Client // nil for an APIv3 merchant
+	v3       *v3Setup      // nil for a v2 merchant
+	gw       merchant.Gateway
 	svc      *payments.Service
 	recon    *recon.Reconciler
 	api      *httpapi.Server
@@ -109,23 +113,8 @@ func newApp(ctx context.Context, o appOptions) (a *app, err error) {
 	if a.store, err = openStore(ctx, c.DB); err != nil {
 		return nil, err
 	}
-	w := c.WeChat
-	payOpts := []apiv2.Option{apiv2.WithLogger(a.log)}
-	if w.BaseURL != "" {
-		payOpts = append(payOpts, apiv2.WithBaseURL(w.BaseURL))
-	}
-	if w.Failover {
-		payOpts = append(payOpts, apiv2.WithFailover(""))
-	}
+	w := &c.WeChat
 	publicURL := strings.TrimRight(c.PublicURL, "/")
-	a.pay, err = apiv2.NewClient(apiv2.Config{
-		AppID: w.AppID, MchID: w.MchID, APIKey: w.APIKey, SignType: wxpay.SignType(w.SignType),
-		NotifyURL: publicURL + "/wxpay/notify/pay", CertFile: w.CertFile, KeyFile: w.KeyFile, P12File: w.P12File,
-		AppSecret: w.AppSecret,
-	}, append(payOpts, o.payOptions...)...)
-	if err != nil {
-		return nil, err
-	}
 	loginOpts := []miniprogram.Option{miniprogram.WithLogger(a.log)}
 	if w.LoginBaseURL != "" {
 		loginOpts = append(loginOpts, miniprogram.WithBaseURL(w.LoginBaseURL))
@@ -136,9 +125,34 @@ func newApp(ctx context.Context, o appOptions) (a *app, err error) {
 	}
 	reg := prometheus.NewRegistry()
 	a.metrics = httpapi.NewMetrics(reg)
-	a.gw, err = wxgateway.New(wxgateway.Config{Pay: a.pay, Login: login,
-		NotifyURL: publicURL + "/wxpay/notify/pay", RefundNotifyURL: publicURL + "/wxpay/notify/refund",
-		Observe: a.metrics.ObserveWeChat})
+	if w.V3() {
+		if a.v3, err = newV3(ctx, w, publicURL+"/wxpay/notify/pay", a.log, o.now, o.v3Options...); err != nil {
+			return nil, err
+		}
+		a.closeFns = append(a.closeFns, a.v3.stop)
+		a.gw, err = wxgateway.NewV3(wxgateway.ConfigV3{Pay: a.v3.client, Login: login,
+			NotifyURL: publicURL + "/wxpay/notify/pay", RefundNotifyURL: publicURL + "/wxpay/notify/refund",
+			Observe: a.metrics.ObserveWeChat})
+	} else {
+		payOpts := []apiv2.Option{apiv2.WithLogger(a.log)}
+		if w.BaseURL != "" {
+			payOpts = append(payOpts, apiv2.WithBaseURL(w.BaseURL))
+		}
+		if w.Failover {
+			payOpts = append(payOpts, apiv2.WithFailover(""))
+		}
+		a.pay, err = apiv2.NewClient(apiv2.Config{
+			AppID: w.AppID, MchID: w.MchID, APIKey: w.APIKey, SignType: wxpay.SignType(w.SignType),
+			NotifyURL: publicURL + "/wxpay/notify/pay", CertFile: w.CertFile, KeyFile: w.KeyFile, P12File: w.P12File,
+			AppSecret: w.AppSecret,
+		}, append(payOpts, o.payOptions...)...)
+		if err != nil {
+			return nil, err
+		}
+		a.gw, err = wxgateway.New(wxgateway.Config{Pay: a.pay, Login: login,
+			NotifyURL: publicURL + "/wxpay/notify/pay", RefundNotifyURL: publicURL + "/wxpay/notify/refund",
+			Observe: a.metrics.ObserveWeChat})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,10 +164,12 @@ func newApp(ctx context.Context, o appOptions) (a *app, err error) {
 		return nil, err
 	}
 	a.recon = recon.New(a.svc, recon.Options{})
-	a.api, err = httpapi.New(httpapi.Config{
-		Service: a.svc, AdminToken: c.AdminToken, Logger: a.log, Metrics: a.metrics,
-		NativeCallback: &nativeCallback{pay: a.pay, svc: a.svc}, Reconciler: a.recon,
-	})
+	hc := httpapi.Config{Service: a.svc, AdminToken: c.AdminToken, Logger: a.log, Metrics: a.metrics, Reconciler: a.recon}
+	if a.pay != nil {
+		// Native mode 1 (the product callback) exists in v2 only.
+		hc.NativeCallback = &nativeCallback{pay: a.pay, svc: a.svc}
+	}
+	a.api, err = httpapi.New(hc)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +212,9 @@ func (a *app) startSim(o appOptions) error {
 	w.AppID, w.MchID, w.APIKey, w.AppSecret = wxsim.DefaultAppID, wxsim.DefaultMchID, wxsim.DefaultAPIKey, wxsim.DefaultAppSecret
 	w.BaseURL, w.LoginBaseURL = a.simURL, a.simURL
 	w.CertFile, w.KeyFile, w.P12File = "", "", ""
+	if w.V3() {
+		return simV3Credentials(w, sim)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,11 +16,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/internal/config"
 	"github.com/wxpay-go/wxpay/merchant/httpapi"
 	"github.com/wxpay-go/wxpay/wxcrypto"
@@ -29,7 +32,7 @@ import (
 func init() { extraCommands = append(extraCommands, newDemoCmd) }
 
 func newDemoCmd(s streams) *cobra.Command {
-	var quiet bool
+	var quiet, v3 bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole mini-program payment flow in one process, printing every step",
@@ -40,15 +43,23 @@ prepay_id; the five pay parameters and paySign (with the signed string);
 wx.requestPayment; the pay notify and the SUCCESS reply; the order PAID; a
 partial refund, its encrypted notify decrypted, the refund SUCCESS; the day's
 bill downloaded and reconciled with 0 differences. It exits 0 only when every
-step checked out.`,
+step checked out.
+
+With --v3 the merchant uses APIv3 instead: the platform certificates are
+downloaded and decrypted first, requests are JSON signed with the merchant's
+RSA key, every answer and notify is verified, paySign is RSA (signType RSA),
+notifies carry AES-256-GCM resources and are answered 204, and the bill is a
+two-step download checked against its SHA-1.`,
 		Example: `  wxpay demo
+  wxpay demo --v3
   wxpay demo --quiet   # only the step lines`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDemo(cmd.Context(), s.out, !quiet)
+			return runDemo(cmd.Context(), s.out, !quiet, v3)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the steps without the wire traffic")
+	cmd.Flags().BoolVar(&v3, "v3", false, "run the flow on APIv3 (JSON, RSA, AES-GCM)")
 	return cmd
 }
 
@@ -121,6 +132,8 @@ type demo struct {
 	clock   *wxsim.ManualClock
 	admin   string
 	step    int
+	v3      bool
+	creds   wxsim.V3Credentials // v3: the merchant's, from the simulator
 }
 
 func (d *demo) stepf(format string, args ...any) {
@@ -152,6 +165,9 @@ func redactSecrets(s string) string {
 func clip(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n-- // never cut a character in two
+		}
 		return s[:n] + "…"
 	}
 	return s
@@ -197,7 +213,7 @@ func jsonCall(ctx context.Context, hc *http.Client, base, method, path, token st
 	return nil
 }
 
-func runDemo(ctx context.Context, out io.Writer, verbose bool) error {
+func runDemo(ctx context.Context, out io.Writer, verbose, v3 bool) error {
 	dir, err := os.MkdirTemp("", "wxpay-demo-")
 	if err != nil {
 		return err
@@ -212,6 +228,9 @@ func runDemo(ctx context.Context, out io.Writer, verbose bool) error {
 	cfg := config.Default()
 	cfg.DB = "sqlite:" + filepath.Join(dir, "demo.db")
 	cfg.AdminToken = wxpay.Secret(randomHex(16))
+	if v3 {
+		cfg.WeChat.APIVersion = "v3"
+	}
 	a, err := newApp(ctx, appOptions{
 		cfg: cfg, listener: ln, sim: true, noJobs: true, log: slog.New(slog.DiscardHandler), now: clock.Now,
 		simConfig: func(c *wxsim.Config) {
@@ -233,9 +252,22 @@ func runDemo(ctx context.Context, out io.Writer, verbose bool) error {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	d := &demo{out: out, verbose: verbose, base: a.baseURL, hc: &http.Client{Timeout: 10 * time.Second}, wire: wire, sim: a.sim, clock: clock, admin: cfg.AdminToken.Reveal()}
+	d := &demo{out: out, verbose: verbose, base: a.baseURL, hc: &http.Client{Timeout: 10 * time.Second}, wire: wire, sim: a.sim, clock: clock,
+		admin: cfg.AdminToken.Reveal(), v3: v3}
+	api := "APIv2 (XML, MD5)"
+	if v3 {
+		api = "APIv3 (JSON, RSA-SHA256, AES-256-GCM)"
+		if d.creds, err = a.sim.V3Credentials(wxsim.DefaultMchID); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "wxpay demo: service on %s, simulator on %s, SQLite in %s\n", a.baseURL, a.simURL, dir)
-	fmt.Fprintf(out, "merchant %s, mini program %s (the seed article's sample account)\n", wxsim.DefaultMchID, wxsim.DefaultAppID)
+	fmt.Fprintf(out, "merchant %s, mini program %s (the seed article's sample account), %s\n", wxsim.DefaultMchID, wxsim.DefaultAppID, api)
+	if v3 {
+		d.stepf("at startup: GET /v3/certificates (signed with the merchant key, serial %s) → platform certificates %s, decrypted with the APIv3 key and kept by serial",
+			d.creds.CertSerial, strings.Join(a.v3.manager.Serials(), ", "))
+		d.showWire()
+	}
 	if err := d.run(ctx); err != nil {
 		fmt.Fprintf(out, "\nFAILED at step %d: %v\n", d.step, err)
 		return &exitError{code: 1}
@@ -279,18 +311,36 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.call(ctx, "POST", "/api/v1/orders", login.Token, cart, &order); err != nil {
 		return err
 	}
-	d.stepf("POST /api/v1/orders {2 × coffee} → order %s, %s yuan (priced on the server) → unifiedorder → %s",
-		order.OutTradeNo, apiv2.FormatYuan(order.TotalFee), order.PayParams.Package)
+	prepayAPI := "unifiedorder"
+	if d.v3 {
+		prepayAPI = "POST /v3/pay/transactions/jsapi"
+	}
+	d.stepf("POST /api/v1/orders {2 × coffee} → order %s, %s yuan (priced on the server) → %s → %s",
+		order.OutTradeNo, apiv2.FormatYuan(order.TotalFee), prepayAPI, order.PayParams.Package)
 	d.showWire()
 
 	// 4. pay params
 	p := order.PayParams
 	d.stepf("the five pay parameters, signed into paySign:")
 	d.detail("appId=%s timeStamp=%s nonceStr=%s package=%s signType=%s", p.AppID, p.TimeStamp, p.NonceStr, p.Package, p.SignType)
-	d.detail("signed string: %s", p.CanonicalString())
-	d.detail("paySign: %s", p.PaySign)
-	if ok, diag := apiv2.VerifyPayParams(&p, wxsim.DefaultAPIKey); !ok {
-		return fmt.Errorf("paySign does not verify:\n%s", diag)
+	if d.v3 {
+		d.detail("signed string (RSA-SHA256 with the merchant key): %q", p.AppID+"\n"+p.TimeStamp+"\n"+p.NonceStr+"\n"+p.Package+"\n")
+		d.detail("paySign: %s", clip(p.PaySign, 60))
+		cert, err := wxcrypto.ParseCertificate([]byte(d.creds.CertPEM))
+		if err != nil {
+			return err
+		}
+		pub, _ := cert.PublicKey.(*rsa.PublicKey)
+		if err := apiv3.VerifyPayParams(&apiv3.PayParams{AppID: p.AppID, TimeStamp: p.TimeStamp, NonceStr: p.NonceStr,
+			Package: p.Package, SignType: p.SignType, PaySign: p.PaySign}, pub); err != nil {
+			return fmt.Errorf("paySign does not verify: %w", err)
+		}
+	} else {
+		d.detail("signed string: %s", p.CanonicalString())
+		d.detail("paySign: %s", p.PaySign)
+		if ok, diag := apiv2.VerifyPayParams(&p, wxsim.DefaultAPIKey); !ok {
+			return fmt.Errorf("paySign does not verify:\n%s", diag)
+		}
 	}
 
 	// 5. wx.requestPayment
@@ -312,7 +362,11 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.sim.Quiesce(ctx); err != nil {
 		return err
 	}
-	d.stepf("WeChat POSTs the signed pay notify to /wxpay/notify/pay; the service verifies it, checks the amount, commits, then answers SUCCESS")
+	if d.v3 {
+		d.stepf("WeChat POSTs the pay notify to /wxpay/notify/pay; the service verifies Wechatpay-Signature over the raw body, decrypts the AES-256-GCM resource, checks the amount, commits, then answers 204")
+	} else {
+		d.stepf("WeChat POSTs the signed pay notify to /wxpay/notify/pay; the service verifies it, checks the amount, commits, then answers SUCCESS")
+	}
 	d.showWire()
 	var view struct {
 		Status        string `json:"status"`
@@ -344,8 +398,12 @@ func (d *demo) run(ctx context.Context) error {
 		map[string]any{"refund_fee": refundFee, "reason": "demo: one coffee spilled"}, &refund); err != nil {
 		return err
 	}
-	d.stepf("admin refund of %s yuan → the amount is reserved, then /secapi/pay/refund (client certificate) → %s",
-		apiv2.FormatYuan(refundFee), refund.Status)
+	refundAPI := "/secapi/pay/refund (client certificate)"
+	if d.v3 {
+		refundAPI = "POST /v3/refund/domestic/refunds"
+	}
+	d.stepf("admin refund of %s yuan → the amount is reserved, then %s → %s",
+		apiv2.FormatYuan(refundFee), refundAPI, refund.Status)
 	d.showWire()
 
 	// 9. refund notify
@@ -354,9 +412,31 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.sim.Quiesce(ctx); err != nil {
 		return err
 	}
-	d.stepf("WeChat POSTs the refund notify; its req_info is AES-256-ECB encrypted with MD5(API key):")
+	if d.v3 {
+		d.stepf("WeChat POSTs the refund notify, signed; its resource is AES-256-GCM encrypted with the APIv3 key:")
+	} else {
+		d.stepf("WeChat POSTs the refund notify; its req_info is AES-256-ECB encrypted with MD5(API key):")
+	}
 	for _, e := range d.wire.take() {
-		if e.path == "/wxpay/notify/refund" {
+		if e.path == "/wxpay/notify/refund" && d.v3 {
+			var n struct {
+				EventType string `json:"event_type"`
+				Resource  struct {
+					Ciphertext     string `json:"ciphertext"`
+					Nonce          string `json:"nonce"`
+					AssociatedData string `json:"associated_data"`
+				} `json:"resource"`
+			}
+			if err := json.Unmarshal(e.req, &n); err != nil {
+				return fmt.Errorf("refund notify: %w", err)
+			}
+			plain, err := wxcrypto.DecryptAEAD(wxpay.Secret(d.creds.APIv3Key), n.Resource.Nonce, n.Resource.AssociatedData, n.Resource.Ciphertext)
+			if err != nil {
+				return fmt.Errorf("decrypting the resource: %w", err)
+			}
+			d.detail("%s, resource decrypted: %s", n.EventType, clip(string(plain), 600))
+			d.detail("reply: HTTP 204")
+		} else if e.path == "/wxpay/notify/refund" {
 			if fields, err := apiv2.ParseMessage(e.req); err == nil {
 				plain, err := wxcrypto.DecryptReqInfo(wxsim.DefaultAPIKey, lookupField(fields, "req_info"))
 				if err != nil {
@@ -375,7 +455,11 @@ func (d *demo) run(ctx context.Context) error {
 	if len(view.Refunds) != 1 || view.Refunds[0].Status != "SUCCESS" {
 		return fmt.Errorf("refund is not SUCCESS: %+v", view.Refunds)
 	}
-	d.stepf("the service confirmed it with refundquery → refund %s SUCCESS, order %s", view.Refunds[0].OutRefundNo, view.Status)
+	queryAPI := "refundquery"
+	if d.v3 {
+		queryAPI = "GET /v3/refund/domestic/refunds/{out_refund_no}"
+	}
+	d.stepf("the service confirmed it with %s → refund %s SUCCESS, order %s", queryAPI, view.Refunds[0].OutRefundNo, view.Status)
 
 	// 10. the bill and reconciliation
 	day := d.clock.Now().In(wxpay.China)
@@ -395,11 +479,19 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.call(ctx, "POST", "/admin/api/v1/reconciliations", admin, map[string]string{"date": date}, &rec); err != nil {
 		return err
 	}
-	d.stepf("the next day: downloadbill for %s (gzip) → %d rows, reconciled against the orders → %d differences",
-		date, rec.Report.BillRows, len(rec.Exceptions))
+	billAPI := "downloadbill"
+	if d.v3 {
+		billAPI = "GET /v3/bill/tradebill, then its download_url, SHA-1 checked,"
+	}
+	d.stepf("the next day: %s for %s (gzip) → %d rows, reconciled against the orders → %d differences",
+		billAPI, date, rec.Report.BillRows, len(rec.Exceptions))
 	for _, e := range d.wire.take() {
-		if d.verbose && strings.Contains(e.path, "downloadbill") {
-			d.detail("bill request: %s", clip(string(e.req), 300))
+		if d.verbose && (strings.Contains(e.path, "downloadbill") || strings.Contains(e.path, "/v3/bill")) {
+			if len(e.req) == 0 {
+				d.detail("bill request: GET %s", clip(e.path, 300))
+			} else {
+				d.detail("bill request: %s", clip(string(e.req), 300))
+			}
 		}
 	}
 	if rec.Report.BillRows != 2 || len(rec.Exceptions) != 0 || rec.Report.BillTotal != rec.Report.LocalTotal {

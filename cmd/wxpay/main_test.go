@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/wxpay-go/wxpay/wxcrypto"
+	"github.com/wxpay-go/wxpay/wxsim"
 )
 
 // runCmd runs the command line in-process and returns its exit code and
@@ -135,4 +136,32 @@ func TestDemo(t *testing.T) {
 		t.Error("demo printed a secret")
 	}
 	_ = wxcrypto.Redacted
+}
+
+func TestDemoV3(t *testing.T) {
+	code, out, errOut := runCmd(t, "", "demo", "--v3")
+	if code != 0 {
+		t.Fatalf("demo --v3 exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"APIv3", "GET /v3/certificates", "/v3/pay/transactions/jsapi", "signType=RSA",
+		"requestPayment:ok", "verifies Wechatpay-Signature", "TRANSACTION.SUCCESS", "PAID", "/v3/refund/domestic/refunds",
+		"REFUND.SUCCESS, resource decrypted", "reply: HTTP 204", "SHA-1 checked", "0 differences", "All 12 steps checked out"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo --v3 output lacks %q", want)
+		}
+	}
+	// The APIv3 key the simulator derives for its default merchant, and
+	// any private key, must not be printed.
+	sim, err := wxsim.New(wxsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	creds, err := sim.V3Credentials(wxsim.DefaultMchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, creds.APIv3Key) || strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, wxsim.DefaultAPIKey) {
+		t.Error("demo --v3 printed a secret")
+	}
 }

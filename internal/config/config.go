@@ -61,7 +61,41 @@ type WeChat struct {
 	LoginBaseURL string `toml:"login_base_url"`
 	// Failover sends safe calls to api2.mch.weixin.qq.com when the primary fails.
 	Failover bool `toml:"failover"`
+
+	// APIVersion is "v2" (the default: XML, api_key) or "v3" (JSON, RSA
+	// request signatures, AES-GCM notifies; needs key_file, cert_serial or
+	// cert_file, and the APIv3 key).
+	APIVersion string `toml:"api_version"`
+	// CertSerial is the serial of the merchant API certificate
+	// (apiclient_cert.pem), in hex. Empty: read from cert_file.
+	CertSerial string `toml:"cert_serial"`
+	// APIv3Key is the 32-byte APIv3 key (APIv3密钥), or APIv3KeyFile.
+	APIv3Key     wxpay.Secret `toml:"apiv3_key"`
+	APIv3KeyFile string       `toml:"apiv3_key_file"`
+	// Verifier says how v3 answers and notifies are verified:
+	// "certificates" (the default: platform certificates downloaded from
+	// /v3/certificates and refreshed every 12 h), "public_key" (the WeChat
+	// Pay public key: public_key_id and public_key_file) or "both" (during
+	// the migration from the first to the second).
+	Verifier string `toml:"verifier"`
+	// PublicKeyID (PUB_KEY_ID_…) and PublicKeyFile (pub_key.pem) are the
+	// WeChat Pay public key.
+	PublicKeyID   string `toml:"public_key_id"`
+	PublicKeyFile string `toml:"public_key_file"`
+	// PlatformCertFile optionally pins a platform certificate fetched out
+	// of band (PEM): certificate downloads must then be signed by it or
+	// its verified successors.
+	PlatformCertFile string `toml:"platform_cert_file"`
+	// PrivateKeyPEM is the merchant API private key when it comes from
+	// the embedded simulator rather than key_file; never in a file or env.
+	PrivateKeyPEM wxpay.Secret `toml:"-"`
+	// PublicKeyPEM is the WeChat Pay public key when it comes from the
+	// embedded simulator rather than public_key_file.
+	PublicKeyPEM string `toml:"-"`
 }
+
+// V3 reports whether the merchant uses APIv3.
+func (w *WeChat) V3() bool { return w.APIVersion == "v3" }
 
 // Shop is what is sold and how orders behave.
 type Shop struct {
@@ -140,6 +174,7 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 	}{
 		{c.AdminTokenFile, &c.AdminToken}, {c.WeChat.APIKeyFile, &c.WeChat.APIKey},
 		{c.WeChat.AppSecretFile, &c.WeChat.AppSecret}, {c.Webhook.SecretFile, &c.Webhook.Secret},
+		{c.WeChat.APIv3KeyFile, &c.WeChat.APIv3Key},
 	} {
 		if s.file == "" {
 			continue
@@ -156,6 +191,9 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 				return nil, err
 			}
 		}
+	}
+	if err := c.validateAPIVersion(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -266,7 +304,9 @@ func (c *Config) ValidateWeChat() error {
 	if c.WeChat.MchID == "" {
 		p = append(p, "wechat.mch_id is empty")
 	}
-	if len(c.WeChat.APIKey) != 32 {
+	if c.WeChat.V3() {
+		p = append(p, c.WeChat.v3Problems()...)
+	} else if len(c.WeChat.APIKey) != 32 {
 		p = append(p, fmt.Sprintf("wechat.api_key has %d characters, not 32", len(c.WeChat.APIKey)))
 	}
 	if c.WeChat.AppSecret == "" {
@@ -284,6 +324,54 @@ func (c *Config) ValidateWeChat() error {
 		return errors.New("config: " + strings.Join(p, "; "))
 	}
 	return nil
+}
+
+// validateAPIVersion checks api_version and verifier spellings.
+func (c *Config) validateAPIVersion() error {
+	w := &c.WeChat
+	switch w.APIVersion {
+	case "":
+		w.APIVersion = "v2"
+	case "v2", "v3":
+	default:
+		return fmt.Errorf("config: wechat.api_version %q: use \"v2\" or \"v3\"", w.APIVersion)
+	}
+	switch w.Verifier {
+	case "":
+		w.Verifier = VerifierCertificates
+	case VerifierCertificates, VerifierPublicKey, VerifierBoth:
+	default:
+		return fmt.Errorf("config: wechat.verifier %q: use %q, %q or %q", w.Verifier,
+			VerifierCertificates, VerifierPublicKey, VerifierBoth)
+	}
+	return nil
+}
+
+// The verifier modes of an APIv3 merchant.
+const (
+	VerifierCertificates = "certificates"
+	VerifierPublicKey    = "public_key"
+	VerifierBoth         = "both"
+)
+
+// v3Problems lists what an APIv3 merchant's section lacks.
+func (w *WeChat) v3Problems() []string {
+	var p []string
+	if w.KeyFile == "" && w.PrivateKeyPEM == "" {
+		p = append(p, "wechat.key_file is empty (the merchant API private key, apiclient_key.pem, signs every v3 request)")
+	}
+	if w.CertSerial == "" && w.CertFile == "" {
+		p = append(p, "wechat.cert_serial is empty and there is no wechat.cert_file to read it from")
+	}
+	if len(w.APIv3Key) != 32 {
+		p = append(p, fmt.Sprintf("wechat.apiv3_key has %d characters, not 32", len(w.APIv3Key)))
+	}
+	if w.Verifier == VerifierPublicKey || w.Verifier == VerifierBoth {
+		if w.PublicKeyID == "" || w.PublicKeyFile == "" && w.PublicKeyPEM == "" {
+			p = append(p, "wechat.verifier = \""+w.Verifier+"\" needs wechat.public_key_id and wechat.public_key_file")
+		}
+	}
+	return p
 }
 
 // IsNotExist reports whether err is a missing config file.

@@ -14,7 +14,9 @@ import (
 )
 
 // WeChat's side: the pay and refund notifies and the Native mode-1
-// product callback. These answer in WeChat's XML, never in JSON.
+// product callback. These answer as the gateway says (NotifyAck): v2's
+// XML document, or v3's status with a JSON {"code","message"} body —
+// never the service's own JSON error shape.
 
 // errTooLarge refuses an oversized notify: a refusal (FAIL), not a
 // failure of ours.
@@ -40,7 +42,7 @@ func readNotify(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, er
 // NotifyTimeout: past it the answer is FAIL and WeChat retries (A5),
 // while the handling, whose context is then cancelled, finishes on its
 // own.
-func (s *Server) notify(handle func(ctx context.Context, body []byte) error) http.HandlerFunc {
+func (s *Server) notify(handle func(ctx context.Context, header http.Header, body []byte) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		gw := s.svc.Gateway()
 		body, err := readNotify(w, r, s.cfg.MaxNotifyBytes)
@@ -52,7 +54,7 @@ func (s *Server) notify(handle func(ctx context.Context, body []byte) error) htt
 			if errors.Is(err, errTooLarge) {
 				status = http.StatusRequestEntityTooLarge
 			}
-			writeXML(w, status, ct, reply)
+			writeNotifyReply(w, status, ct, reply)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.NotifyTimeout)
@@ -64,7 +66,7 @@ func (s *Server) notify(handle func(ctx context.Context, body []byte) error) htt
 					done <- fmt.Errorf("httpapi: panic while handling a notify: %T", p)
 				}
 			}()
-			done <- handle(ctx, body)
+			done <- handle(ctx, r.Header, body)
 		}()
 		select {
 		case err = <-done:
@@ -79,7 +81,7 @@ func (s *Server) notify(handle func(ctx context.Context, body []byte) error) htt
 				slog.String("error", err.Error()))
 		}
 		status, ct, reply := gw.NotifyAck(err)
-		writeXML(w, status, ct, reply)
+		writeNotifyReply(w, status, ct, reply)
 	}
 }
 
@@ -98,7 +100,7 @@ func (s *Server) nativeCallback(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		writeXML(w, status, ct, reply)
+		writeNotifyReply(w, status, ct, reply)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.NotifyTimeout)
@@ -109,20 +111,22 @@ func (s *Server) nativeCallback(w http.ResponseWriter, r *http.Request) {
 			slog.String("request_id", requestID(r.Context())), slog.String("error", err.Error()))
 	}
 	if reply != nil {
-		writeXML(w, http.StatusOK, "text/xml; charset=utf-8", reply)
+		writeNotifyReply(w, http.StatusOK, "text/xml; charset=utf-8", reply)
 		return
 	}
 	if err == nil {
 		err = errors.New("httpapi: native callback gave no reply")
 	}
 	status, ct, fail := gw.NotifyAck(err)
-	writeXML(w, status, ct, fail)
+	writeNotifyReply(w, status, ct, fail)
 }
 
-// writeXML answers a WeChat-side call.
-func writeXML(w http.ResponseWriter, status int, contentType string, body []byte) {
+// writeNotifyReply answers a WeChat-side call.
+func writeNotifyReply(w http.ResponseWriter, status int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", contentType)
+	if len(body) > 0 {
+		h.Set("Content-Type", contentType)
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

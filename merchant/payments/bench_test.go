@@ -238,7 +238,7 @@ func BenchmarkNotify(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := next.Add(1) - 1
-					if err := e.svc.HandlePayNotify(ctx, bodies[i]); err != nil {
+					if err := e.svc.HandlePayNotify(ctx, nil, bodies[i]); err != nil {
 						b.Error(err)
 						return
 					}

@@ -142,8 +142,8 @@ type failGateway struct {
 	fp string
 }
 
-func (g failGateway) ParsePayNotify(ctx context.Context, body []byte) (*merchant.PayNotice, error) {
-	n, err := g.Gateway.ParsePayNotify(ctx, body)
+func (g failGateway) ParsePayNotify(ctx context.Context, header http.Header, body []byte) (*merchant.PayNotice, error) {
+	n, err := g.Gateway.ParsePayNotify(ctx, header, body)
 	if err == nil && n.Paid && g.fp == "before-commit" {
 		os.Exit(2)
 	}

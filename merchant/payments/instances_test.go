@@ -74,7 +74,7 @@ func TestTwoInstancesOneDatabase(t *testing.T) {
 			no, k := nos[i/per], i%per
 			in := both[k%2]
 			if k < 4 {
-				return in.svc.HandlePayNotify(h.ctx, h.front.payBody(t, no))
+				return in.svc.HandlePayNotify(h.ctx, nil, h.front.payBody(t, no))
 			}
 			o, err := in.svc.Sync(h.ctx, no)
 			if err == nil && !o.Status.Paid() {

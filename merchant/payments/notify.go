@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"github.com/wxpay-go/wxpay/merchant"
 )
@@ -17,8 +18,8 @@ var ErrNotifyRejected = errors.New("payments: notify disagrees with our records"
 // and only then may the caller answer SUCCESS — once the payment is
 // committed (or was already). A forged, malformed or mismatching notify
 // returns an error and changes nothing but the anomaly log.
-func (s *Service) HandlePayNotify(ctx context.Context, body []byte) error {
-	n, err := s.gw.ParsePayNotify(ctx, body)
+func (s *Service) HandlePayNotify(ctx context.Context, header http.Header, body []byte) error {
+	n, err := s.gw.ParsePayNotify(ctx, header, body)
 	if err != nil {
 		s.m.Notify("pay", "rejected", reason(err))
 		s.log.WarnContext(ctx, "pay notify refused", slog.String("reason", reason(err)), slog.String("error", err.Error()))
@@ -55,10 +56,11 @@ func reason(err error) string {
 
 // HandleRefundNotify decrypts a refund notify, matches it to a refund we
 // created (number, order and amount), confirms it with a refund query —
-// the v2 refund notify is not signed, and ECB gives it no integrity — and
-// applies what the query says.
-func (s *Service) HandleRefundNotify(ctx context.Context, body []byte) error {
-	res, err := s.gw.ParseRefundNotify(ctx, body)
+// the v2 refund notify is not signed, and ECB gives it no integrity; the
+// v3 one is, but the query is what we act on for both — and applies what
+// the query says.
+func (s *Service) HandleRefundNotify(ctx context.Context, header http.Header, body []byte) error {
+	res, err := s.gw.ParseRefundNotify(ctx, header, body)
 	if err != nil {
 		s.m.Notify("refund", "rejected", reason(err))
 		s.log.WarnContext(ctx, "refund notify refused", slog.String("reason", reason(err)), slog.String("error", err.Error()))

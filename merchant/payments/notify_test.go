@@ -85,7 +85,7 @@ func TestA1ForgedPayNotify(t *testing.T) {
 				}
 				refusedBefore := strings.Count(h.logs.String(), "pay notify refused")
 				for _, f := range forms {
-					err := h.svc.HandlePayNotify(h.ctx, f.body)
+					err := h.svc.HandlePayNotify(h.ctx, nil, f.body)
 					if !errors.Is(err, merchant.ErrBadNotify) {
 						t.Fatalf("%s: %v, want a refused notify", f.name, err)
 					}
@@ -137,7 +137,7 @@ func TestA1ForgedPayNotify(t *testing.T) {
 				}
 
 				// The genuine notify, at last.
-				if err := h.svc.HandlePayNotify(h.ctx, encode(t, genuine)); err != nil {
+				if err := h.svc.HandlePayNotify(h.ctx, nil, encode(t, genuine)); err != nil {
 					t.Fatal(err)
 				}
 				h.wantOnePayment(no)
@@ -321,7 +321,7 @@ func TestA3ConcurrentNotifies(t *testing.T) {
 			errs := parallel(2*len(nos), func(i int) error {
 				no := nos[i/2]
 				if i%2 == 0 {
-					return h.svc.HandlePayNotify(h.ctx, h.front.payBody(t, no))
+					return h.svc.HandlePayNotify(h.ctx, nil, h.front.payBody(t, no))
 				}
 				o, err := h.svc.Sync(h.ctx, no)
 				if err == nil && !o.Status.Paid() {
@@ -409,7 +409,7 @@ func TestA3ConcurrentNotifies(t *testing.T) {
 					}
 					return err
 				}
-				return h.svc.HandlePayNotify(h.ctx, bodies[i])
+				return h.svc.HandlePayNotify(h.ctx, nil, bodies[i])
 			})
 			for i, err := range errs {
 				if err != nil {

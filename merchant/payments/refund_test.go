@@ -296,7 +296,7 @@ func TestD4ForgedRefundNotify(t *testing.T) {
 				before[rf.OutRefundNo] = h.refund(rf.OutRefundNo).Status
 			}
 			body := encode(t, set(g1, "req_info", reqInfo))
-			err := h.svc.HandleRefundNotify(h.ctx, body)
+			err := h.svc.HandleRefundNotify(h.ctx, nil, body)
 			if name != "our key, claims SUCCESS" && err == nil {
 				t.Fatalf("%s: accepted", name)
 			}
@@ -319,7 +319,7 @@ func TestD4ForgedRefundNotify(t *testing.T) {
 			t.Fatalf("anomalies %+v", an)
 		}
 		// A refund notify naming another merchant in the clear is refused.
-		err := h.svc.HandleRefundNotify(h.ctx, encode(t, set(g1, "mch_id", "1900000109")))
+		err := h.svc.HandleRefundNotify(h.ctx, nil, encode(t, set(g1, "mch_id", "1900000109")))
 		if !errors.Is(err, merchant.ErrBadNotify) {
 			t.Fatalf("another mch_id: %v", err)
 		}

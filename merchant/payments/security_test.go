@@ -254,7 +254,7 @@ func TestG5XMLSurface(t *testing.T) {
 			"attribute":              []byte(strings.Replace(string(genuine), "<xml>", `<xml a="1">`, 1)),
 		}
 		for name, body := range forms {
-			err := h.svc.HandlePayNotify(h.ctx, body)
+			err := h.svc.HandlePayNotify(h.ctx, nil, body)
 			if !errors.Is(err, merchant.ErrBadNotify) {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -266,7 +266,7 @@ func TestG5XMLSurface(t *testing.T) {
 		if n := dials.Load(); n != 0 {
 			t.Fatalf("the parser made %d outbound connections", n)
 		}
-		if err := h.svc.HandlePayNotify(h.ctx, genuine); err != nil {
+		if err := h.svc.HandlePayNotify(h.ctx, nil, genuine); err != nil {
 			t.Fatal(err)
 		}
 		h.wantOnePayment(no)

@@ -101,7 +101,7 @@ func (m *machine) dupNotify(t *rapid.T) {
 	if !ok {
 		t.Skip("no notify captured")
 	}
-	if err := m.h.svc.HandlePayNotify(m.h.ctx, body); err != nil {
+	if err := m.h.svc.HandlePayNotify(m.h.ctx, nil, body); err != nil {
 		t.Fatalf("a genuine notify again: %v", err)
 	}
 }

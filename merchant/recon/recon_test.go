@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -99,10 +100,10 @@ func (g *fakeGateway) Bill(_ context.Context, d time.Time) ([]merchant.BillEntry
 	}
 	return slices.Clone(rows), nil
 }
-func (g *fakeGateway) ParsePayNotify(context.Context, []byte) (*merchant.PayNotice, error) {
+func (g *fakeGateway) ParsePayNotify(context.Context, http.Header, []byte) (*merchant.PayNotice, error) {
 	return nil, errNotFaked
 }
-func (g *fakeGateway) ParseRefundNotify(context.Context, []byte) (*merchant.RefundResult, error) {
+func (g *fakeGateway) ParseRefundNotify(context.Context, http.Header, []byte) (*merchant.RefundResult, error) {
 	return nil, errNotFaked
 }
 func (g *fakeGateway) NotifyAck(error) (int, string, []byte) { return 500, "text/plain", nil }

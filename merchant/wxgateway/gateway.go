@@ -1,6 +1,7 @@
-// Package wxgateway implements merchant.Gateway over the v2 SDK (apiv2) and
-// the mini-program login client (miniprogram): the one place where SDK
-// types become domain types and SDK errors become the merchant sentinels.
+// Package wxgateway implements merchant.Gateway over the v2 SDK (apiv2,
+// New) or over APIv3 (apiv3, NewV3), with the mini-program login client
+// (miniprogram): the one place where SDK types become domain types and SDK
+// errors become the merchant sentinels.
 package wxgateway
 
 import (
@@ -110,16 +111,21 @@ func mapErr(err error) error {
 
 // Login trades a code for an openid.
 func (g *Gateway) Login(ctx context.Context, code string) (*merchant.Login, error) {
-	if g.cfg.Login == nil {
+	return login(ctx, g.cfg.Login, g.cfg.Observe, code)
+}
+
+// login is jscode2session, the same for both API generations.
+func login(ctx context.Context, c *miniprogram.Client, observe func(string, string, time.Duration), code string) (*merchant.Login, error) {
+	if c == nil {
 		return nil, errors.New("wxgateway: no mini-program login client configured")
 	}
 	start := time.Now()
-	s, err := g.cfg.Login.Code2Session(ctx, code)
+	s, err := c.Code2Session(ctx, code)
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 	}
-	g.cfg.Observe("jscode2session", outcome, time.Since(start))
+	observe("jscode2session", outcome, time.Since(start))
 	switch {
 	case errors.Is(err, miniprogram.ErrInvalidCode), errors.Is(err, miniprogram.ErrCodeUsed):
 		return nil, fmt.Errorf("%w: %w", merchant.ErrBadCode, err)
@@ -239,6 +245,12 @@ func (g *Gateway) Bill(ctx context.Context, day time.Time) ([]merchant.BillEntry
 	if err = g.observe("downloadbill", start, err); err != nil {
 		return nil, err
 	}
+	return billEntries(bill), nil
+}
+
+// billEntries turns a parsed trade bill (v2, or v3's, which has the same
+// columns) into domain rows.
+func billEntries(bill *apiv2.Bill) []merchant.BillEntry {
 	out := make([]merchant.BillEntry, 0, len(bill.Rows))
 	for _, r := range bill.Rows {
 		// Payment rows carry "0" in the refund columns.
@@ -254,7 +266,7 @@ func (g *Gateway) Bill(ctx context.Context, day time.Time) ([]merchant.BillEntry
 			RefundStatus: string(r.RefundStatus),
 		})
 	}
-	return out, nil
+	return out
 }
 
 // notifyErr is a refused notify, with a reason for metrics.
@@ -278,7 +290,7 @@ func refused(err error) error {
 }
 
 // ParsePayNotify verifies a pay notify.
-func (g *Gateway) ParsePayNotify(_ context.Context, body []byte) (*merchant.PayNotice, error) {
+func (g *Gateway) ParsePayNotify(_ context.Context, _ http.Header, body []byte) (*merchant.PayNotice, error) {
 	n, err := g.cfg.Pay.ParsePayNotify(body)
 	if err != nil {
 		if p := foreignPayment(err); p != nil {
@@ -304,7 +316,7 @@ func foreignPayment(err error) *merchant.PayNotice {
 }
 
 // ParseRefundNotify decrypts a refund notify.
-func (g *Gateway) ParseRefundNotify(_ context.Context, body []byte) (*merchant.RefundResult, error) {
+func (g *Gateway) ParseRefundNotify(_ context.Context, _ http.Header, body []byte) (*merchant.RefundResult, error) {
 	n, err := g.cfg.Pay.ParseRefundNotify(body)
 	if err != nil {
 		return nil, refused(err)

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/wxpay-go/wxpay"
+	"github.com/wxpay-go/wxpay/apiv3"
+	"github.com/wxpay-go/wxpay/internal/config"
+	"github.com/wxpay-go/wxpay/wxcrypto"
+	"github.com/wxpay-go/wxpay/wxsim"
+)
+
+// v3Setup is an APIv3 client with its verifier, and what stops it.
+type v3Setup struct {
+	client  *apiv3.Client
+	manager *apiv3.CertificateManager // nil in public-key mode
+	stop    func()
+}
+
+// newV3 builds the APIv3 client of the configured merchant: the merchant
+// API key and certificate serial, the APIv3 key, and the verifier the
+// config names (platform certificates, downloaded now and refreshed by a
+// CertificateManager this function starts; the WeChat Pay public key; or
+// both during the migration). The caller must call stop.
+func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Logger, now func() time.Time, opts ...apiv3.Option) (*v3Setup, error) {
+	serial := w.CertSerial
+	if serial == "" {
+		if w.CertFile == "" {
+			return nil, errors.New("config: wechat.cert_serial is empty and there is no wechat.cert_file to read it from")
+		}
+		pemBytes, err := os.ReadFile(w.CertFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: wechat.cert_file: %w", err)
+		}
+		cert, err := wxcrypto.ParseCertificate(pemBytes)
+		if err != nil {
+			return nil, fmt.Errorf("config: wechat.cert_file: %w", err)
+		}
+		serial = wxcrypto.CertificateSerial(cert)
+	}
+	cfg := apiv3.Config{MchID: w.MchID, AppID: w.AppID, CertSerial: serial, APIv3Key: w.APIv3Key, NotifyURL: notifyURL}
+	if w.PrivateKeyPEM != "" {
+		cfg.PrivateKey = w.PrivateKeyPEM
+	} else {
+		cfg.PrivateKeyFile = w.KeyFile
+	}
+	all := []apiv3.Option{apiv3.WithLogger(log)}
+	if w.BaseURL != "" {
+		all = append(all, apiv3.WithBaseURL(w.BaseURL))
+	}
+	if w.Failover {
+		all = append(all, apiv3.WithFailover(""))
+	}
+	if now != nil {
+		all = append(all, apiv3.WithClock(now))
+	}
+	boot, err := apiv3.NewClient(cfg, append(all, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	s := &v3Setup{stop: func() {}}
+	var pk *apiv3.PublicKeyVerifier
+	if w.Verifier == config.VerifierPublicKey || w.Verifier == config.VerifierBoth {
+		pemBytes := []byte(w.PublicKeyPEM)
+		if len(pemBytes) == 0 {
+			if pemBytes, err = os.ReadFile(w.PublicKeyFile); err != nil {
+				return nil, fmt.Errorf("config: wechat.public_key_file: %w", err)
+			}
+		}
+		if pk, err = apiv3.NewPublicKeyVerifier(w.PublicKeyID, pemBytes); err != nil {
+			return nil, fmt.Errorf("config: wechat.public_key_file: %w", err)
+		}
+	}
+	var verifier apiv3.Verifier = pk
+	if w.Verifier != config.VerifierPublicKey {
+		var mopts []apiv3.ManagerOption
+		if w.PlatformCertFile != "" {
+			pemBytes, err := os.ReadFile(w.PlatformCertFile)
+			if err != nil {
+				return nil, fmt.Errorf("config: wechat.platform_cert_file: %w", err)
+			}
+			cert, err := wxcrypto.ParseCertificate(pemBytes)
+			if err != nil {
+				return nil, fmt.Errorf("config: wechat.platform_cert_file: %w", err)
+			}
+			mopts = append(mopts, apiv3.WithTrustedCertificate(cert))
+		}
+		mgr, err := apiv3.NewCertificateManager(boot, w.APIv3Key, mopts...)
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.Start(ctx); err != nil {
+			return nil, fmt.Errorf("downloading the platform certificates: %w", err)
+		}
+		s.manager, s.stop = mgr, mgr.Stop
+		verifier = mgr
+		if pk != nil {
+			verifier = &apiv3.MultiVerifier{PublicKey: pk, Certificates: mgr}
+		}
+	}
+	if s.client, err = boot.WithVerifier(verifier); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// simV3Credentials points the WeChat section at the embedded simulator's
+// APIv3 credentials for its default merchant; in public-key or both mode
+// the simulator first switches the merchant to a WeChat Pay public key
+// (signing with it always, or half of the time).
+func simV3Credentials(w *config.WeChat, sim *wxsim.Simulator) error {
+	if w.Verifier == config.VerifierPublicKey || w.Verifier == config.VerifierBoth {
+		share := 1.0
+		if w.Verifier == config.VerifierBoth {
+			share = 0.5
+		}
+		if _, err := sim.SwitchToPublicKey(w.MchID, share); err != nil {
+			return err
+		}
+	}
+	c, err := sim.V3Credentials(w.MchID)
+	if err != nil {
+		return err
+	}
+	w.CertSerial, w.PrivateKeyPEM, w.APIv3Key = c.CertSerial, wxpay.Secret(c.PrivateKeyPEM), wxpay.Secret(c.APIv3Key)
+	w.PublicKeyID, w.PublicKeyPEM = c.PublicKeyID, c.PublicKeyPEM
+	w.CertFile, w.KeyFile, w.PublicKeyFile, w.PlatformCertFile = "", "", "", ""
+	return nil
+}
