@@ -47,7 +47,7 @@ type appOptions struct {
 	payOptions []apiv2.Option
 	// v3Options are extra apiv3 options.
 	v3Options []apiv3.Option
-	log        *slog.Logger
+	log       *slog.Logger
 	// now is the service's clock (the demo runs it on the simulator's).
 	now func() time.Time
 	// noJobs leaves the background jobs off.
