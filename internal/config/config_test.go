@@ -77,3 +77,48 @@ func TestExampleConfigIsCurrent(t *testing.T) {
 		t.Fatalf("example decoded to %+v", c)
 	}
 }
+
+func TestV3Settings(t *testing.T) {
+	dir := t.TempDir()
+	v3key := filepath.Join(dir, "apiv3_key")
+	os.WriteFile(v3key, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
+	env := map[string]string{"WXPAY_WECHAT_API_VERSION": "v3", "WXPAY_WECHAT_APIV3_KEY_FILE": v3key,
+		"WXPAY_WECHAT_APP_ID": "wx1", "WXPAY_WECHAT_MCH_ID": "123", "WXPAY_WECHAT_APP_SECRET": "s",
+		"WXPAY_PUBLIC_URL": "https://shop.example", "WXPAY_ADMIN_TOKEN": "0123456789abcdef0"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	c, err := Load("", lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.WeChat.V3() || c.WeChat.APIv3Key.Reveal() != "0123456789abcdef0123456789abcdef" || c.WeChat.Verifier != VerifierCertificates {
+		t.Fatalf("v3 settings: %+v", c.WeChat)
+	}
+	// No API key is needed for v3, but the merchant key and serial are.
+	err = c.ValidateWeChat()
+	if err == nil || strings.Contains(err.Error(), "api_key has") || !strings.Contains(err.Error(), "key_file") || !strings.Contains(err.Error(), "cert_serial") {
+		t.Fatalf("validate v3: %v", err)
+	}
+	c.WeChat.KeyFile, c.WeChat.CertSerial = "/k.pem", "ABC"
+	if err := c.ValidateWeChat(); err != nil {
+		t.Fatalf("a complete v3 section: %v", err)
+	}
+	c.WeChat.Verifier = VerifierBoth
+	if err := c.ValidateWeChat(); err == nil || !strings.Contains(err.Error(), "public_key_id") {
+		t.Fatalf("both without a public key: %v", err)
+	}
+
+	env["WXPAY_WECHAT_API_VERSION"] = "v4"
+	if _, err := Load("", lookup); err == nil || !strings.Contains(err.Error(), "api_version") {
+		t.Fatalf("api_version v4: %v", err)
+	}
+	env["WXPAY_WECHAT_API_VERSION"] = "v3"
+	env["WXPAY_WECHAT_VERIFIER"] = "platform"
+	if _, err := Load("", lookup); err == nil || !strings.Contains(err.Error(), "verifier") {
+		t.Fatalf("verifier platform: %v", err)
+	}
+	os.Chmod(v3key, 0o644)
+	delete(env, "WXPAY_WECHAT_VERIFIER")
+	if _, err := Load("", lookup); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a readable APIv3 key file: %v", err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/merchant"
 	"github.com/wxpay-go/wxpay/merchant/httpapi"
 	"github.com/wxpay-go/wxpay/merchant/payments"
@@ -115,7 +116,11 @@ type envOptions struct {
 	http   func(*httpapi.Config)
 	sim    func(*wxsim.Config)
 	native bool // wire a NativeCallback
+	v3     bool // the merchant uses APIv3 (wxgateway.NewV3)
 }
+
+// withV3 makes the merchant an APIv3 one.
+func withV3(o *envOptions) { o.v3 = true }
 
 func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 	t.Helper()
@@ -167,11 +172,16 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 	}
 	reg := prometheus.NewRegistry()
 	e.metrics = httpapi.NewMetrics(reg)
-	gw, err := wxgateway.New(wxgateway.Config{Pay: pay, Login: login,
-		NotifyURL: e.ts.URL + "/wxpay/notify/pay", RefundNotifyURL: e.ts.URL + "/wxpay/notify/refund",
-		Observe: e.metrics.ObserveWeChat})
-	if err != nil {
-		t.Fatal(err)
+	var gw merchant.Gateway
+	if o.v3 {
+		gw = newV3Gateway(t, sim, simTS.URL, e.clock.Now, logger, login, e.ts.URL, e.metrics)
+	} else {
+		gw, err = wxgateway.New(wxgateway.Config{Pay: pay, Login: login,
+			NotifyURL: e.ts.URL + "/wxpay/notify/pay", RefundNotifyURL: e.ts.URL + "/wxpay/notify/refund",
+			Observe: e.metrics.ObserveWeChat})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "merchant.db"), sqlite.WithNow(e.clock.Now))
 	if err != nil {
@@ -199,6 +209,42 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 	h := srv.Handler()
 	late.h.Store(&h)
 	return e
+}
+
+// newV3Gateway is the APIv3 gateway of the simulator's merchant, with a
+// started CertificateManager.
+func newV3Gateway(t *testing.T, sim *wxsim.Simulator, simURL string, now func() time.Time, logger *slog.Logger,
+	login *miniprogram.Client, merchantURL string, m *httpapi.Metrics) merchant.Gateway {
+	t.Helper()
+	creds, err := sim.V3Credentials(mchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := apiv3.NewClient(apiv3.Config{MchID: mchID, AppID: appID, CertSerial: creds.CertSerial,
+		PrivateKey: wxpay.Secret(creds.PrivateKeyPEM), APIv3Key: wxpay.Secret(creds.APIv3Key)},
+		apiv3.WithBaseURL(simURL), apiv3.WithClock(now), apiv3.WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := apiv3.NewCertificateManager(boot, wxpay.Secret(creds.APIv3Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mgr.Stop)
+	client, err := boot.WithVerifier(mgr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := wxgateway.NewV3(wxgateway.ConfigV3{Pay: client, Login: login,
+		NotifyURL: merchantURL + "/wxpay/notify/pay", RefundNotifyURL: merchantURL + "/wxpay/notify/refund",
+		Observe: m.ObserveWeChat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw
 }
 
 // resp is an answer of the service.

@@ -98,6 +98,8 @@ func mapErr(err error) error {
 		sentinel = merchant.ErrBillNotReady
 	case errors.Is(err, apiv2.ErrBizNeedRetry), errors.Is(err, apiv2.ErrFrequencyLimited):
 		sentinel = merchant.ErrUnknownOutcome // not executed, but retry with the same parameters
+	case errors.Is(err, apiv2.ErrInvalidArgument):
+		sentinel = merchant.ErrRejected // refused by the SDK: nothing was sent
 	default:
 		var ae *apiv2.Error
 		if errors.As(err, &ae) && (ae.Code != "" || ae.ReturnCode == "FAIL" || ae.HTTPStatus >= 400 && ae.HTTPStatus < 500) {

@@ -107,6 +107,8 @@ func mapErrV3(err error) error {
 		sentinel = merchant.ErrBillNotReady
 	case errors.Is(err, apiv3.ErrFrequencyLimited):
 		sentinel = merchant.ErrUnknownOutcome // nothing done; retry with the same parameters
+	case errors.Is(err, apiv3.ErrInvalidArgument):
+		sentinel = merchant.ErrRejected // refused by the SDK: nothing was sent
 	default:
 		var ae *apiv3.Error
 		if errors.As(err, &ae) && ae.HTTPStatus >= 400 && ae.HTTPStatus < 500 {
