@@ -33,6 +33,7 @@ func init() { extraCommands = append(extraCommands, newDemoCmd) }
 
 func newDemoCmd(s streams) *cobra.Command {
 	var quiet, v3 bool
+	var verifier string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole mini-program payment flow in one process, printing every step",
@@ -52,14 +53,19 @@ notifies carry AES-256-GCM resources and are answered 204, and the bill is a
 two-step download checked against its SHA-1.`,
 		Example: `  wxpay demo
   wxpay demo --v3
+  wxpay demo --v3 --verifier both
   wxpay demo --quiet   # only the step lines`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDemo(cmd.Context(), s.out, !quiet, v3)
+			if verifier != "" && !v3 {
+				return usageError{errors.New("--verifier needs --v3")}
+			}
+			return runDemo(cmd.Context(), s.out, !quiet, v3, verifier)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the steps without the wire traffic")
 	cmd.Flags().BoolVar(&v3, "v3", false, "run the flow on APIv3 (JSON, RSA, AES-GCM)")
+	cmd.Flags().StringVar(&verifier, "verifier", "", "with --v3: certificates (default), public_key, or both (a merchant migrating to the WeChat Pay public key)")
 	return cmd
 }
 
@@ -213,7 +219,12 @@ func jsonCall(ctx context.Context, hc *http.Client, base, method, path, token st
 	return nil
 }
 
-func runDemo(ctx context.Context, out io.Writer, verbose, v3 bool) error {
+func runDemo(ctx context.Context, out io.Writer, verbose, v3 bool, verifier string) error {
+	switch verifier {
+	case "", config.VerifierCertificates, config.VerifierPublicKey, config.VerifierBoth:
+	default:
+		return usageError{fmt.Errorf("--verifier %q: use %s, %s or %s", verifier, config.VerifierCertificates, config.VerifierPublicKey, config.VerifierBoth)}
+	}
 	dir, err := os.MkdirTemp("", "wxpay-demo-")
 	if err != nil {
 		return err
@@ -230,6 +241,7 @@ func runDemo(ctx context.Context, out io.Writer, verbose, v3 bool) error {
 	cfg.AdminToken = wxpay.Secret(randomHex(16))
 	if v3 {
 		cfg.WeChat.APIVersion = "v3"
+		cfg.WeChat.Verifier = verifier
 	}
 	a, err := newApp(ctx, appOptions{
 		cfg: cfg, listener: ln, sim: true, noJobs: true, log: slog.New(slog.DiscardHandler), now: clock.Now,
@@ -264,8 +276,15 @@ func runDemo(ctx context.Context, out io.Writer, verbose, v3 bool) error {
 	fmt.Fprintf(out, "wxpay demo: service on %s, simulator on %s, SQLite in %s\n", a.baseURL, a.simURL, dir)
 	fmt.Fprintf(out, "merchant %s, mini program %s (the seed article's sample account), %s\n", wxsim.DefaultMchID, wxsim.DefaultAppID, api)
 	if v3 {
-		d.stepf("at startup: GET /v3/certificates (signed with the merchant key, serial %s) → platform certificates %s, decrypted with the APIv3 key and kept by serial",
-			d.creds.CertSerial, strings.Join(a.v3.manager.Serials(), ", "))
+		var keys []string
+		if a.v3.manager != nil {
+			keys = append(keys, "platform certificates "+strings.Join(a.v3.manager.Serials(), ", ")+" (GET /v3/certificates, decrypted with the APIv3 key)")
+		}
+		if cfg.WeChat.PublicKeyID != "" && verifier != config.VerifierCertificates && verifier != "" {
+			keys = append(keys, "the WeChat Pay public key "+cfg.WeChat.PublicKeyID)
+		}
+		d.stepf("at startup: the merchant signs requests with its API key (certificate serial %s); WeChat's answers and notifies are verified with %s",
+			d.creds.CertSerial, strings.Join(keys, " and "))
 		d.showWire()
 	}
 	if err := d.run(ctx); err != nil {

@@ -143,7 +143,7 @@ func TestDemoV3(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo --v3 exit %d\n%s\n%s", code, out, errOut)
 	}
-	for _, want := range []string{"APIv3", "GET /v3/certificates", "/v3/pay/transactions/jsapi", "signType=RSA",
+	for _, want := range []string{"APIv3", "/v3/certificates", "/v3/pay/transactions/jsapi", "signType=RSA",
 		"requestPayment:ok", "verifies Wechatpay-Signature", "TRANSACTION.SUCCESS", "PAID", "/v3/refund/domestic/refunds",
 		"REFUND.SUCCESS, resource decrypted", "reply: HTTP 204", "SHA-1 checked", "0 differences", "All 12 steps checked out"} {
 		if !strings.Contains(out, want) {
@@ -163,5 +163,25 @@ func TestDemoV3(t *testing.T) {
 	}
 	if strings.Contains(out, creds.APIv3Key) || strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, wxsim.DefaultAPIKey) {
 		t.Error("demo --v3 printed a secret")
+	}
+}
+
+// The demo on APIv3 for a merchant that verifies with the WeChat Pay
+// public key only, and for one migrating (both kinds of key sign).
+func TestDemoV3Verifiers(t *testing.T) {
+	for _, v := range []string{"public_key", "both"} {
+		code, out, errOut := runCmd(t, "", "demo", "--v3", "--verifier", v, "-q")
+		if code != 0 {
+			t.Fatalf("demo --v3 --verifier %s: exit %d\n%s\n%s", v, code, out, errOut)
+		}
+		if !strings.Contains(out, "the WeChat Pay public key PUB_KEY_ID_") || !strings.Contains(out, "All 12 steps checked out") {
+			t.Errorf("demo --v3 --verifier %s:\n%s", v, out)
+		}
+		if v == "both" && !strings.Contains(out, "platform certificates") {
+			t.Errorf("both: no platform certificates in\n%s", out)
+		}
+	}
+	if code, _, errOut := runCmd(t, "", "demo", "--verifier", "both"); code == 0 || !strings.Contains(errOut, "--v3") {
+		t.Errorf("--verifier without --v3: exit %d %s", code, errOut)
 	}
 }
