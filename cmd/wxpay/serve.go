@@ -67,7 +67,11 @@ variables (wechat.api_key → WXPAY_WECHAT_API_KEY); secrets may be files
 				return err
 			}
 			defer a.Close()
-			fmt.Fprintf(s.out, "wxpay serving on %s (db %s)\n", a.baseURL, redactDSN(c.DB))
+			api := "WeChat Pay v2"
+			if c.WeChat.V3() {
+				api = "WeChat Pay APIv3, verifier " + c.WeChat.Verifier
+			}
+			fmt.Fprintf(s.out, "wxpay serving on %s (db %s, %s, merchant %s)\n", a.baseURL, redactDSN(c.DB), api, c.WeChat.MchID)
 			if sim {
 				fmt.Fprintf(s.out, "  mini program (emulated): %s/\n  admin dashboard:         %s/admin/\n  simulator cashier:       %s/sim/\n",
 					a.baseURL, a.baseURL, a.baseURL)
