@@ -363,3 +363,38 @@ func testMarkPaidRacesClose(t *testing.T, s merchant.Store) {
 	}
 	t.Logf("winners: %v", seen)
 }
+
+// testMarkPaidAcrossAPIVersions: the same payment as APIv3 reports it (a
+// notify: success_time in RFC 3339 with +08:00, payer_total below the
+// total after a coupon) and as v2 reports it (a query: time_end read in
+// China time, cash_fee) is one payment — a merchant that switches
+// api_version while WeChat still retries the other generation's notifies
+// gets a duplicate, never a second transition or an anomaly.
+func testMarkPaidAcrossAPIVersions(t *testing.T, s merchant.Store) {
+	ctx := t.Context()
+	o := create(t, s, newOrder("V3X", 2800))
+	v3at, err := time.Parse(time.RFC3339, "2026-11-28T18:01:02+08:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := payment(o, "4200000777")
+	v3.PaidAt, v3.CashFee, v3.FeeType = v3at, 2500, "CNY"
+	out, got, err := s.MarkPaid(ctx, v3, at(time.Minute))
+	if err != nil || out != merchant.PayApplied || !got.PaidAt.Equal(v3at) {
+		t.Fatalf("MarkPaid(v3 notify) = %v, %+v, %v", out, got, err)
+	}
+	china := time.FixedZone("China", 8*3600)
+	v2 := payment(o, "4200000777")
+	v2.PaidAt, v2.CashFee, v2.Source = time.Date(2026, 11, 28, 18, 1, 2, 0, china), 2500, merchant.SourceQuery
+	out, got, err = s.MarkPaid(ctx, v2, at(2*time.Minute))
+	if err != nil || out != merchant.PayDuplicate || !got.PaidAt.Equal(v3at) {
+		t.Fatalf("MarkPaid(the same payment via v2) = %v, %+v, %v; want duplicate", out, got, err)
+	}
+	equal(t, "events", events(t, s, "V3X"), []string{"NOTPAY>PAID"})
+	if ob := outbox(t, s, "V3X"); len(ob) != 1 {
+		t.Fatalf("outbox = %d events; want 1", len(ob))
+	}
+	if as := anomalies(t, s, "V3X"); len(as) != 0 {
+		t.Fatalf("anomalies = %v", anomalyKinds(as))
+	}
+}

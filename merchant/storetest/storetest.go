@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) merchant.Store) {
 		{"MarkPaidTransactionOfAnotherOrder", testMarkPaidTransactionOfAnotherOrder},
 		{"MarkPaidConcurrent", testMarkPaidConcurrent},
 		{"MarkPaidRacesClose", testMarkPaidRacesClose},
+		{"MarkPaidAcrossAPIVersions", testMarkPaidAcrossAPIVersions},
 		{"MarkClosed", testMarkClosed},
 		{"PendingOrders", testPendingOrders},
 		{"ListOrders", testListOrders},
