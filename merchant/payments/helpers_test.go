@@ -3,6 +3,7 @@ package payments_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/internal/invariant"
 	"github.com/wxpay-go/wxpay/internal/pgtest"
 	"github.com/wxpay-go/wxpay/merchant"
@@ -45,7 +47,12 @@ const (
 	canaryAPIKey     = "CANARYapikeyCANARYapikey00000001" // 32 characters, as a v2 API key
 	canaryAppSecret  = "CANARYappsecret0000000000000001"
 	canaryAdminToken = "CANARY-admin-token-0000000000001"
-	canarySessionKey = "CANARYsessionKey" // + 5 digits + "A==": base64 of 16 bytes
+	canarySessionKey = "CANARYsessionKey"                 // + 5 digits + "A==": base64 of 16 bytes
+	canaryAPIv3Key   = "CANARYapiv3keyCANARYapiv3key0001" // 32 bytes, as an APIv3 key
+	// canaryPEM is the marker of any private key in PEM (PKCS#1 or
+	// PKCS#8): the merchant API key of a v3 run, whose base64 lines are
+	// canaries too (harness.canaries).
+	canaryPEM = "PRIVATE KEY-----"
 )
 
 const (
@@ -297,20 +304,44 @@ func (m *countingMetrics) get(k string) int {
 // front is the merchant's HTTP server as WeChat and the mini program see
 // it: httpapi's handler, behind a tee that keeps every response body (for
 // I9) and a switch that can hold notifies — capture the genuine body,
-// answer FAIL and process nothing — so that a test can replay them.
+// answer FAIL and process nothing — so that a test can replay them. For a
+// v3 merchant (v3key set) it keeps each notify's headers with its body
+// (the Wechatpay-* headers are needed to replay it) and decrypts the
+// resource with the APIv3 key to know its order.
 type front struct {
-	h     atomic.Pointer[http.Handler]
-	resp  *textBuffer
-	mu    sync.Mutex
-	hold  map[string]bool     // "pay", "refund"
-	pay   map[string][]byte   // out_trade_no → the last pay notify body seen
-	order []string            // out_trade_no in arrival order
-	rfd   [][]byte            // refund notify bodies, in arrival order
-	seen  map[string][][]byte // path → every notify body
+	h      atomic.Pointer[http.Handler]
+	resp   *textBuffer
+	mu     sync.Mutex
+	hold   map[string]bool     // "pay", "refund"
+	holdNo map[string]bool     // out_trade_no whose pay notifies are held
+	pay    map[string][]byte   // out_trade_no → the last pay notify body seen
+	order  []string            // out_trade_no in arrival order
+	rfd    [][]byte            // refund notify bodies, in arrival order
+	seen   map[string][][]byte // path → every notify body
+
+	v3key wxpay.Secret        // the APIv3 key; empty for a v2 merchant
+	pay3  map[string]v3Notice // out_trade_no → the last pay notify seen, probes excepted
+	all3  []v3Notice          // every v3 notify, in arrival order
+}
+
+// replayHeader marks a notify a test posts itself (harness.postNotifyV3):
+// the front neither holds nor records it, so that holding an order's
+// notifies (WeChat's) does not swallow the forms a test replays.
+const replayHeader = "X-Test-Replay"
+
+// v3Notice is a v3 notify as it reached the front.
+type v3Notice struct {
+	kind        string // "pay", "refund"
+	header      http.Header
+	body        []byte
+	outTradeNo  string // from the decrypted resource; empty if it does not decrypt
+	outRefundNo string
+	probe       bool // a WECHATPAY/SIGNTEST/ signature
 }
 
 func newFront() *front {
-	return &front{resp: &textBuffer{}, hold: map[string]bool{}, pay: map[string][]byte{}, seen: map[string][][]byte{}}
+	return &front{resp: &textBuffer{}, hold: map[string]bool{}, holdNo: map[string]bool{}, pay: map[string][]byte{},
+		seen: map[string][][]byte{}, pay3: map[string]v3Notice{}}
 }
 
 type teeWriter struct {
@@ -323,6 +354,33 @@ func (w *teeWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
+// decryptV3 returns the out_trade_no and out_refund_no of a v3 notify
+// body, decrypting its resource with the APIv3 key ("" when it does not).
+func decryptV3(key wxpay.Secret, body []byte) (outTradeNo, outRefundNo string) {
+	var env struct {
+		Resource struct {
+			Ciphertext     string `json:"ciphertext"`
+			Nonce          string `json:"nonce"`
+			AssociatedData string `json:"associated_data"`
+		} `json:"resource"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return "", ""
+	}
+	plain, err := wxcrypto.DecryptAEAD(key, env.Resource.Nonce, env.Resource.AssociatedData, env.Resource.Ciphertext)
+	if err != nil {
+		return "", ""
+	}
+	var res struct {
+		OutTradeNo  string `json:"out_trade_no"`
+		OutRefundNo string `json:"out_refund_no"`
+	}
+	if json.Unmarshal(plain, &res) != nil {
+		return "", ""
+	}
+	return res.OutTradeNo, res.OutRefundNo
+}
+
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	kind := ""
 	switch r.URL.Path {
@@ -331,7 +389,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/wxpay/notify/refund":
 		kind = "refund"
 	}
-	if kind != "" {
+	if kind != "" && r.Header.Get(replayHeader) == "" {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if err != nil {
 			http.Error(w, "read", http.StatusBadRequest)
@@ -339,11 +397,27 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		f.mu.Lock()
+		v3 := f.v3key != ""
 		f.seen[kind] = append(f.seen[kind], body)
-		if kind == "pay" {
+		no := ""
+		switch {
+		case v3:
+			n := v3Notice{kind: kind, header: r.Header.Clone(), body: body,
+				probe: strings.HasPrefix(r.Header.Get(apiv3.HeaderSignature), apiv3.ProbePrefix)}
+			n.outTradeNo, n.outRefundNo = decryptV3(f.v3key, body)
+			no = n.outTradeNo
+			f.all3 = append(f.all3, n)
+			if kind == "pay" && no != "" && !n.probe {
+				if _, ok := f.pay3[no]; !ok {
+					f.order = append(f.order, no)
+				}
+				f.pay3[no] = n
+			}
+		case kind == "pay":
 			if fields, err := apiv2.ParseMessage(body); err == nil {
 				for _, fl := range fields {
 					if fl.Name == "out_trade_no" {
+						no = fl.Value
 						if _, ok := f.pay[fl.Value]; !ok {
 							f.order = append(f.order, fl.Value)
 						}
@@ -351,12 +425,18 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					}
 				}
 			}
-		} else {
+		default:
 			f.rfd = append(f.rfd, body)
 		}
-		hold := f.hold[kind]
+		hold := f.hold[kind] || kind == "pay" && no != "" && f.holdNo[no]
 		f.mu.Unlock()
 		if hold {
+			if v3 {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInternalServerError)
+				w.Write([]byte(`{"code":"FAIL","message":"held by the test"}`))
+				return
+			}
 			w.Header().Set("Content-Type", "text/xml")
 			w.WriteHeader(http.StatusInternalServerError)
 			w.Write(apiv2.NotifyFail("held by the test"))
@@ -377,6 +457,26 @@ func (f *front) holdNotifies(kind string, on bool) {
 	f.mu.Unlock()
 }
 
+// holdOrder makes the front capture and refuse the pay notifies of one
+// order until released.
+func (f *front) holdOrder(no string, on bool) {
+	f.mu.Lock()
+	if on {
+		f.holdNo[no] = true
+	} else {
+		delete(f.holdNo, no)
+	}
+	f.mu.Unlock()
+}
+
+// releaseAll releases every hold.
+func (f *front) releaseAll() {
+	f.mu.Lock()
+	clear(f.hold)
+	clear(f.holdNo)
+	f.mu.Unlock()
+}
+
 // payBody returns the last genuine pay notify of an order.
 func (f *front) payBody(t testing.TB, outTradeNo string) []byte {
 	t.Helper()
@@ -389,6 +489,28 @@ func (f *front) payBody(t testing.TB, outTradeNo string) []byte {
 	return b
 }
 
+// payV3 returns the last v3 pay notify of an order (not a probe), headers
+// and body.
+func (f *front) payV3(t testing.TB, outTradeNo string) v3Notice {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.pay3[outTradeNo]
+	if !ok {
+		t.Fatalf("no v3 pay notify of %s arrived", outTradeNo)
+	}
+	n.header = n.header.Clone()
+	n.body = slices.Clone(n.body)
+	return n
+}
+
+// v3Notices returns every v3 notify that arrived, in order.
+func (f *front) v3Notices() []v3Notice {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.all3)
+}
+
 func (f *front) refundBodies() [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -397,13 +519,24 @@ func (f *front) refundBodies() [][]byte {
 
 // simFront is a fault layer in front of the simulator (for the merchant's
 // SDK calls): it can cut a response short, which the simulator itself
-// cannot do (reliability.md E2's truncated download).
+// cannot do (reliability.md E2's truncated download), and it counts the
+// requests by path with the simulated time of each (the certificate
+// downloads of F3).
 type simFront struct {
 	sim      http.Handler
+	now      func() time.Time
 	truncate atomic.Pointer[func(path string, body []byte) []byte]
+	mu       sync.Mutex
+	hits     map[string][]time.Time // path → when (simulated) each request came
 }
 
 func (s *simFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.hits == nil {
+		s.hits = map[string][]time.Time{}
+	}
+	s.hits[r.URL.Path] = append(s.hits[r.URL.Path], s.now())
+	s.mu.Unlock()
 	fn := s.truncate.Load()
 	if fn == nil {
 		s.sim.ServeHTTP(w, r)
@@ -418,6 +551,13 @@ func (s *simFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Del("Content-Length")
 	w.WriteHeader(rec.Code)
 	w.Write(body)
+}
+
+// requests returns the simulated times of the requests to a path.
+func (s *simFront) requests(path string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.hits[path])
 }
 
 // ---- the harness ----
@@ -439,7 +579,8 @@ type harness struct {
 	ids     *canaryIDs
 	store   merchant.Store // as the service sees it (maybe wrapped)
 	base    merchant.Store // the real store
-	pay     *apiv2.Client
+	pay     *apiv2.Client  // nil for a v3 merchant (withV3)
+	v3      *v3Keys        // nil for a v2 merchant
 	gw      merchant.Gateway
 	svc     *payments.Service
 	runner  *river.Runner
@@ -462,6 +603,7 @@ type options struct {
 	notifyTimeout time.Duration
 	notifyURL     string // the pay notify URL sent with unifiedorder (default: the front)
 	limits        bool   // httpapi's default rate limits (default: none to speak of)
+	v3            string // "": v2; else the APIv3 verifier mode (withV3)
 }
 
 type option func(*options)
@@ -477,6 +619,99 @@ func withGateway(f func(merchant.Gateway) merchant.Gateway) option {
 func withNotifyTimeout(d time.Duration) option { return func(o *options) { o.notifyTimeout = d } }
 func withNotifyURL(u string) option            { return func(o *options) { o.notifyURL = u } }
 func withDefaultLimits() option                { return func(o *options) { o.limits = true } }
+
+// withV3 builds the gateway over APIv3 (wxgateway.NewV3) instead of v2,
+// verifying WeChat's answers and notifies in one of the modes of
+// cmd/wxpay: "certificates" (a CertificateManager, started now),
+// "public_key" (the simulator switched to the WeChat Pay public key, a
+// PublicKeyVerifier) or "both" (the switch-over half done, as the command
+// does it: a MultiVerifier over both).
+func withV3(mode string) option { return func(o *options) { o.v3 = mode } }
+
+// v3Keys is what the harness holds of a v3 merchant: its credentials
+// (secrets: for the canaries and for decrypting notifies in tests), the
+// client, and the verifiers, so that tests can look at them.
+type v3Keys struct {
+	mode   string
+	creds  wxsim.V3Credentials
+	key    wxpay.Secret // the APIv3 key
+	client *apiv3.Client
+	mgr    *apiv3.CertificateManager // "certificates", "both"
+	pk     *apiv3.PublicKeyVerifier  // "public_key", "both"
+	multi  *apiv3.MultiVerifier      // "both"
+}
+
+// newV3Gateway builds the v3 client and gateway against the simulator,
+// as cmd/wxpay's newV3 does from the simulator's V3Credentials.
+func (h *harness) newV3Gateway(mode, simURL, notifyURL string, login *miniprogram.Client) merchant.Gateway {
+	t := h.t
+	t.Helper()
+	switch mode {
+	case "certificates":
+	case "public_key", "both":
+		share := 1.0
+		if mode == "both" {
+			share = 0.5
+		}
+		if _, err := h.sim.SwitchToPublicKey(mchID, share); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("withV3: unknown mode %q", mode)
+	}
+	creds, err := h.sim.V3Credentials(mchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.APIv3Key != canaryAPIv3Key || creds.PrivateKeyPEM == "" {
+		t.Fatalf("the simulator's v3 credentials are not the canaries")
+	}
+	k := &v3Keys{mode: mode, creds: creds, key: wxpay.Secret(creds.APIv3Key)}
+	boot, err := apiv3.NewClient(apiv3.Config{MchID: mchID, AppID: appID, CertSerial: creds.CertSerial,
+		PrivateKey: wxpay.Secret(creds.PrivateKeyPEM), APIv3Key: k.key, NotifyURL: notifyURL},
+		apiv3.WithBaseURL(simURL), apiv3.WithClock(h.clock.Now), apiv3.WithLogger(h.logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verifier apiv3.Verifier
+	if mode != "certificates" {
+		if k.pk, err = apiv3.NewPublicKeyVerifier(creds.PublicKeyID, []byte(creds.PublicKeyPEM)); err != nil {
+			t.Fatal(err)
+		}
+		verifier = k.pk
+	}
+	if mode != "public_key" {
+		if k.mgr, err = apiv3.NewCertificateManager(boot, k.key); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.mgr.Start(h.ctx); err != nil {
+			t.Fatalf("downloading the platform certificates: %v", err)
+		}
+		t.Cleanup(k.mgr.Stop)
+		verifier = k.mgr
+		if k.pk != nil {
+			k.multi = &apiv3.MultiVerifier{PublicKey: k.pk, Certificates: k.mgr}
+			verifier = k.multi
+		}
+	}
+	if k.client, err = boot.WithVerifier(verifier); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := wxgateway.NewV3(wxgateway.ConfigV3{Pay: k.client, Login: login,
+		NotifyURL: notifyURL, RefundNotifyURL: h.url + "/wxpay/notify/refund"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.v3 = k
+	h.front.mu.Lock()
+	h.front.v3key = k.key
+	h.front.mu.Unlock()
+	return gw
+}
+
+// certDownloads returns the simulated times of the platform certificate
+// downloads (GET /v3/certificates) so far.
+func (h *harness) certDownloads() []time.Time { return h.simFr.requests("/v3/certificates") }
 
 // newHarness builds the service on a fresh store of kind sk.
 func newHarness(t *testing.T, sk storeKind, opts ...option) *harness {
@@ -496,7 +731,7 @@ func newHarness(t *testing.T, sk storeKind, opts ...option) *harness {
 
 	simCfg := wxsim.Config{
 		Merchants: []wxsim.Merchant{{MchID: mchID, APIKey: canaryAPIKey,
-			Apps: []wxsim.App{{AppID: appID, AppSecret: canaryAppSecret}}}},
+			Apps: []wxsim.App{{AppID: appID, AppSecret: canaryAppSecret}}, V3: wxsim.MerchantV3{APIv3Key: canaryAPIv3Key}}},
 		Clock: h.clock, IDs: h.ids, CloseMinAge: -1,
 	}
 	if o.sim != nil {
@@ -507,7 +742,7 @@ func newHarness(t *testing.T, sk storeKind, opts ...option) *harness {
 		t.Fatal(err)
 	}
 	h.sim = sim
-	h.simFr = &simFront{sim: sim}
+	h.simFr = &simFront{sim: sim, now: h.clock.Now}
 	sts := httptest.NewServer(h.simFr)
 	h.simURL = sts.URL
 	t.Cleanup(func() {
@@ -522,11 +757,6 @@ func newHarness(t *testing.T, sk storeKind, opts ...option) *harness {
 		h.store = o.wrapStore(h.base)
 	}
 
-	h.pay, err = apiv2.NewClient(apiv2.Config{AppID: appID, MchID: mchID, APIKey: canaryAPIKey, SignType: o.signType},
-		apiv2.WithBaseURL(sts.URL), apiv2.WithClock(h.clock.Now), apiv2.WithLogger(h.logger))
-	if err != nil {
-		t.Fatal(err)
-	}
 	login, err := miniprogram.NewClient(appID, canaryAppSecret, miniprogram.WithBaseURL(sts.URL), miniprogram.WithLogger(h.logger))
 	if err != nil {
 		t.Fatal(err)
@@ -535,10 +765,19 @@ func newHarness(t *testing.T, sk storeKind, opts ...option) *harness {
 	if o.notifyURL != "" {
 		notifyURL = o.notifyURL
 	}
-	gw, err := wxgateway.New(wxgateway.Config{Pay: h.pay, Login: login,
-		NotifyURL: notifyURL, RefundNotifyURL: h.url + "/wxpay/notify/refund"})
-	if err != nil {
-		t.Fatal(err)
+	var gw merchant.Gateway
+	if o.v3 != "" {
+		gw = h.newV3Gateway(o.v3, sts.URL, notifyURL, login)
+	} else {
+		h.pay, err = apiv2.NewClient(apiv2.Config{AppID: appID, MchID: mchID, APIKey: canaryAPIKey, SignType: o.signType},
+			apiv2.WithBaseURL(sts.URL), apiv2.WithClock(h.clock.Now), apiv2.WithLogger(h.logger))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gw, err = wxgateway.New(wxgateway.Config{Pay: h.pay, Login: login,
+			NotifyURL: notifyURL, RefundNotifyURL: h.url + "/wxpay/notify/refund"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.gw = gw
 	if o.wrapGateway != nil {
@@ -735,8 +974,7 @@ func (h *harness) quiesce() {
 	h.t.Helper()
 	h.sim.ClearFaults()
 	h.simFr.truncate.Store(nil)
-	h.front.holdNotifies("pay", false)
-	h.front.holdNotifies("refund", false)
+	h.front.releaseAll()
 	if err := h.sim.Quiesce(h.ctx); err != nil {
 		h.t.Fatal(err)
 	}
@@ -775,9 +1013,19 @@ func (h *harness) jobs() {
 	}
 }
 
-// canaries are the secrets of the run.
+// canaries are the secrets of the run: with v3, the APIv3 key, the PEM
+// marker and the lines of the merchant's private key too.
 func (h *harness) canaries() []string {
-	return append([]string{canaryAPIKey, canaryAppSecret, canaryAdminToken}, h.ids.sessionKeys()...)
+	c := append([]string{canaryAPIKey, canaryAppSecret, canaryAdminToken, canaryAPIv3Key}, h.ids.sessionKeys()...)
+	if h.v3 != nil {
+		c = append(c, canaryPEM)
+		for line := range strings.Lines(h.v3.creds.PrivateKeyPEM) {
+			if line = strings.TrimSpace(line); len(line) >= 32 && !strings.HasPrefix(line, "-----") {
+				c = append(c, line)
+			}
+		}
+	}
+	return c
 }
 
 // texts are everything captured: the merchant's logs, every response its

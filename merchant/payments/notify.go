@@ -11,8 +11,9 @@ import (
 )
 
 // ErrNotifyRejected is returned for a notify whose content disagrees with
-// our records; it is answered FAIL, and recorded once as an anomaly.
-var ErrNotifyRejected = errors.New("payments: notify disagrees with our records")
+// our records; it is answered FAIL (a refusal: it wraps
+// merchant.ErrBadNotify), and recorded once as an anomaly.
+var ErrNotifyRejected = fmt.Errorf("%w: payments: notify disagrees with our records", merchant.ErrBadNotify)
 
 // HandlePayNotify verifies a pay notify and applies it. It returns nil —
 // and only then may the caller answer SUCCESS — once the payment is
