@@ -94,7 +94,7 @@ func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Lo
 		if err != nil {
 			return nil, err
 		}
-		if err := mgr.Start(ctx); err != nil {
+		if err := startManager(ctx, mgr, log); err != nil {
 			return nil, fmt.Errorf("downloading the platform certificates: %w", err)
 		}
 		s.manager, s.stop = mgr, mgr.Stop
@@ -108,6 +108,30 @@ func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Lo
 		return nil, err
 	}
 	return s, nil
+}
+
+// startBackoff are the pauses between the tries of the first certificate
+// download: a service restarted while WeChat has a bad minute comes back
+// instead of exiting.
+var startBackoff = []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+
+// startManager starts the certificate manager, trying again after an
+// answer whose outcome is unknown (a timeout, a 5xx, SYSTEM_ERROR) or that
+// does not verify (a probe signature); a definite refusal (SIGN_ERROR, a
+// wrong APIv3 key, a pin that does not match) fails at once.
+func startManager(ctx context.Context, mgr *apiv3.CertificateManager, log *slog.Logger) error {
+	for i := 0; ; i++ {
+		err := mgr.Start(ctx)
+		if err == nil || i == len(startBackoff) || !apiv3.OutcomeUnknown(err) && !errors.Is(err, apiv3.ErrResponseSignature) && !errors.Is(err, apiv3.ErrProbeSignature) {
+			return err
+		}
+		log.Warn("wxpay: platform certificate download failed; trying again", slog.Duration("in", startBackoff[i]), slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(startBackoff[i]):
+		}
+	}
 }
 
 // simV3Credentials points the WeChat section at the embedded simulator's

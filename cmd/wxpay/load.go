@@ -88,8 +88,8 @@ func newLoadCmd(s streams) *cobra.Command {
 		fromJSON            string
 	)
 	cmd := &cobra.Command{
-		Use: "load [--orders N] [--concurrency C] [--rate R] [--db sqlite:…|postgres://…] [--instances K] [--dup-notifies D] [--reorder] " +
-			"[--faults SPEC] [--kill-every DURATION] [--refund-ratio X] [--duration T] [--chaos] [--json] [--report F.html]",
+		Use: "load [--orders N] [--concurrency C] [--rate R] [--db sqlite:…|postgres://…] [--instances K] [--v3 [--verifier V] [--v3-probes P]] " +
+			"[--dup-notifies D] [--reorder] [--faults SPEC] [--kill-every DURATION] [--refund-ratio X] [--duration T] [--chaos] [--json] [--report F.html]",
 		Short: "Load and chaos run of the service against the simulator, ending with the money invariants I1–I9",
 		Long: `load starts the WeChat Pay simulator in this process and K service instances
 (` + "`wxpay serve`" + ` child processes of this binary, all on loopback, sharing one
@@ -97,6 +97,17 @@ database; K > 1 needs PostgreSQL), and drives N mini-program users through the
 real flow over HTTP: wx.login → POST /api/v1/login → POST /api/v1/orders →
 wx.requestPayment (the simulator's) → GET /api/v1/orders/{no} until PAID. A
 share of them refund (admin API), close or abandon their order.
+
+--v3 runs the service on WeChat Pay APIv3: the simulator's merchant gets its
+APIv3 credentials, the merchant private key and the APIv3 key are written to
+the work directory as 0600 files, and the instances are configured with
+WXPAY_WECHAT_API_VERSION=v3 and the files (WXPAY_WECHAT_KEY_FILE,
+WXPAY_WECHAT_APIV3_KEY_FILE, WXPAY_WECHAT_CERT_SERIAL, WXPAY_WECHAT_VERIFIER).
+--verifier picks how they verify WeChat: platform certificates (the default),
+the WeChat Pay public key (public_key: the simulator switches to it first), or
+both (the switch-over half done: either key signs). --v3-probes P signs a
+share P of the service's v3 answers and notifies with WeChat's
+WECHATPAY/SIGNTEST/ probe signature, which the service must refuse.
 
 Chaos while it runs: every notify duplicated (--dup-notifies) and reordered
 (--reorder), SYSTEMERROR, lost answers and timeouts injected into the
@@ -115,14 +126,21 @@ the run completed and every invariant holds.
 the service's 6 s timeout) or the err_code of ERR_CODE. APIs: unifiedorder,
 orderquery, closeorder, refund, refundquery, jscode2session … and notify
 (DROP, DUPLICATE, NOTIFY_DELAY, BAD_SIGNATURE: HOW is then the share of
-payments whose notify is hit). --chaos uses:
+payments whose notify is hit); with --v3, v3_prepay, v3_query, v3_close,
+v3_refund, v3_refundquery (the v2 names are taken as these) and the kind
+V3_PROBE. --chaos uses:
   ` + loadtest.ChaosFaults + `
+and with --v3, plus --v3-probes ` + fmt.Sprint(loadtest.ChaosV3Probes) + `:
+  ` + loadtest.ChaosFaultsV3 + `
+A service that acknowledges a probe notify fails the run.
 
 The simulator's close-order minimum age is 1 s here (WeChat's is 5 minutes)
 so that closing users need not wait.`,
 		Example: `  wxpay load --orders 500
   wxpay load --orders 10000 --concurrency 128 --report load.html
   wxpay load --orders 10000 --rate 500 --json
+  wxpay load --v3 --orders 2000 --chaos
+  wxpay load --v3 --verifier both --orders 500 --v3-probes 0.02
   wxpay load --db postgres://wxpay@localhost/wxpay --instances 2 --chaos --kill-every 3s
   wxpay load --faults unifiedorder:SYSTEMERROR:0.02,orderquery:DROP_AFTER_COMMIT:0.01 --dup-notifies 2 --reorder`,
 		Args: noArgs,
@@ -137,6 +155,12 @@ so that closing users need not wait.`,
 				}
 				if !f.Changed("faults") {
 					faults = loadtest.ChaosFaults
+					if cfg.V3 {
+						faults = loadtest.ChaosFaultsV3
+					}
+				}
+				if cfg.V3 && !f.Changed("v3-probes") {
+					cfg.V3Probes = loadtest.ChaosV3Probes
 				}
 				if !f.Changed("kill-every") {
 					cfg.KillEvery = 5 * time.Second
@@ -203,10 +227,13 @@ so that closing users need not wait.`,
 	fl.Float64Var(&cfg.Rate, "rate", 0, "orders created per second (0: as fast as the users go)")
 	fl.StringVar(&cfg.DB, "db", "", "sqlite:PATH or postgres://… (default: a SQLite file in the work directory)")
 	fl.IntVar(&cfg.Instances, "instances", 1, "service instances (more than 1 needs PostgreSQL)")
+	fl.BoolVar(&cfg.V3, "v3", false, "run the service on WeChat Pay APIv3 (default: v2)")
+	fl.StringVar(&cfg.Verifier, "verifier", "", "with --v3: certificates (default), public_key or both")
+	fl.Float64Var(&cfg.V3Probes, "v3-probes", 0, "with --v3: share of v3 answers and notifies signed with a WECHATPAY/SIGNTEST/ probe (--chaos: "+fmt.Sprint(loadtest.ChaosV3Probes)+")")
 	fl.IntVar(&cfg.DupNotifies, "dup-notifies", 0, "extra copies of every pay notify (the first sent at the same time)")
 	fl.BoolVar(&cfg.Reorder, "reorder", false, "hold notifies in small windows and send each newest first")
 	fl.StringVar(&faults, "faults", "", "faults injected into WeChat calls: API:KIND:RATE[:ARG],… (see above)")
-	fl.BoolVar(&chaos, "chaos", false, "all the chaos: --dup-notifies 1 --reorder --faults <the set above> --kill-every 5s (each unless given)")
+	fl.BoolVar(&chaos, "chaos", false, "all the chaos: --dup-notifies 1 --reorder --faults <the set above> --kill-every 5s, with --v3 also --v3-probes (each unless given)")
 	fl.DurationVar(&cfg.KillEvery, "kill-every", 0, "SIGKILL a random instance this often, and restart it (0: never)")
 	fl.IntVar(&cfg.MaxKills, "max-kills", 0, "kill at most this many times (0: no bound)")
 	fl.DurationVar(&cfg.KillPause, "kill-pause", 500*time.Millisecond, "how long a killed instance stays down")

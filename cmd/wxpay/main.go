@@ -1,6 +1,6 @@
 // Command wxpay runs the wxpay merchant service, the WeChat Pay simulator,
 // the end-to-end demo, and the operator's tools (sign, verify, paysign,
-// decrypt-refund, order, refund, bill, qr, trigger, logs, load).
+// decrypt-refund, order, refund, bill, qr, trigger, logs, load, certs).
 //
 //	wxpay serve --sim        # the service with an embedded simulator
 //	wxpay demo               # the whole mini-program payment flow, step by step
@@ -84,7 +84,7 @@ func newRoot(s streams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "wxpay",
 		Short: "WeChat Pay for mini programs: merchant service, simulator and tools",
-		Long: `wxpay takes WeChat Pay (API v2) inside a WeChat Mini Program: a merchant
+		Long: `wxpay takes WeChat Pay (API v2 and v3) inside a WeChat Mini Program: a merchant
 service (orders, notifies, refunds, reconciliation), a faithful local
 simulator of WeChat Pay and mini-program login, and the tools to debug an
 integration.`,

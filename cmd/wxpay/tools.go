@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/wxcrypto"
 )
 
@@ -168,15 +169,33 @@ func lookupField(fields []wxcrypto.Field, name string) string {
 }
 
 func newPaySignCmd(s streams) *cobra.Command {
-	var appID, key, prepayID, typ, nonce string
+	var appID, key, keyFile, prepayID, typ, nonce string
 	var ts int64
+	var v3, verbose bool
 	cmd := &cobra.Command{
-		Use:   "paysign --appid APPID --key KEY --prepay-id ID [--type MD5|HMAC-SHA256] [--timestamp T --nonce N]",
-		Short: "Sign the mini-program pay parameters (wx.requestPayment) for a prepay id",
+		Use:   "paysign --appid APPID (--key KEY [--type MD5|HMAC-SHA256] | --v3 --key-file apiclient_key.pem) --prepay-id ID [--timestamp T --nonce N]",
+		Short: "Sign the mini-program pay parameters (wx.requestPayment) for a prepay id, v2 or APIv3",
+		Long: `paysign prints the five parameters of wx.requestPayment for a prepay id, as
+JSON, and the signed string on stderr.
+
+v2 (the default): paySign is the MD5 or HMAC-SHA256 signature with the API key
+over appId, nonceStr, package, signType and timeStamp.
+
+--v3: paySign is SHA256withRSA by the merchant API private key (--key-file,
+apiclient_key.pem, mode 0600) over "appId\ntimeStamp\nnonceStr\nprepay_id=…\n"
+(protocol.md §13.5), base64, with signType RSA; -v prints the signed string.`,
 		Example: `  wxpay paysign --appid wxd678efh567hg6787 --key qazwsxedcrfvtgbyhnujmikolp111111 \
+      --prepay-id wx2017033010242291fcfe0db70013231072 --timestamp 1490840662 --nonce 5K8264ILTKCH16CQ2502SI8ZNMTM67VS
+  wxpay paysign --v3 -v --appid wxd678efh567hg6787 --key-file apiclient_key.pem \
       --prepay-id wx2017033010242291fcfe0db70013231072 --timestamp 1490840662 --nonce 5K8264ILTKCH16CQ2502SI8ZNMTM67VS`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if v3 {
+				return paySignV3(cmd, s, appID, keyFile, prepayID, ts, nonce, verbose)
+			}
+			if keyFile != "" {
+				return usageError{errors.New("--key-file is the APIv3 merchant private key: add --v3 (v2 signs with --key)")}
+			}
 			k, err := readKey(key)
 			if err != nil {
 				return err
@@ -209,12 +228,52 @@ func newPaySignCmd(s streams) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&appID, "appid", "", "the mini program's AppID")
-	cmd.Flags().StringVar(&key, "key", "", "the API key, or @FILE")
-	cmd.Flags().StringVar(&prepayID, "prepay-id", "", "the prepay_id from unifiedorder")
-	cmd.Flags().StringVar(&typ, "type", "MD5", "MD5 or HMAC-SHA256 (as in unifiedorder)")
+	cmd.Flags().StringVar(&key, "key", "", "v2: the API key, or @FILE")
+	cmd.Flags().StringVar(&prepayID, "prepay-id", "", "the prepay_id from unifiedorder (v2) or the JSAPI order (v3)")
+	cmd.Flags().StringVar(&typ, "type", "MD5", "v2: MD5 or HMAC-SHA256 (as in unifiedorder)")
 	cmd.Flags().Int64Var(&ts, "timestamp", 0, "Unix seconds (default: now)")
 	cmd.Flags().StringVar(&nonce, "nonce", "", "nonceStr (default: random)")
+	cmd.Flags().BoolVar(&v3, "v3", false, "APIv3: signType RSA, signed with --key-file")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "v3: the merchant API private key (apiclient_key.pem, mode 0600)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "v3: print the signed string on stderr (v2 always does)")
 	return cmd
+}
+
+// paySignV3 signs APIv3 pay parameters (protocol.md §13.5).
+func paySignV3(cmd *cobra.Command, s streams, appID, keyFile, prepayID string, ts int64, nonce string, verbose bool) error {
+	f := cmd.Flags()
+	if f.Changed("key") || f.Changed("type") {
+		return usageError{errors.New("--v3 signs with the merchant private key (--key-file) and signType RSA: --key and --type are v2's")}
+	}
+	if appID == "" || prepayID == "" || keyFile == "" {
+		return usageError{errors.New("--v3 needs --appid, --prepay-id and --key-file")}
+	}
+	pemText, err := readPrivateKeyFile(keyFile)
+	if err != nil {
+		return err
+	}
+	key, err := wxcrypto.ParsePrivateKey([]byte(pemText.Reveal()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", keyFile, err)
+	}
+	if ts == 0 {
+		ts = time.Now().Unix()
+	}
+	if nonce == "" {
+		nonce = wxcrypto.NewNonce()
+	}
+	prepayID = strings.TrimPrefix(prepayID, "prepay_id=")
+	p, err := apiv3.SignPayParams(key, appID, prepayID, strconv.FormatInt(ts, 10), nonce)
+	if err != nil {
+		return err
+	}
+	if err := printJSON(s.out, p); err != nil {
+		return err
+	}
+	if verbose {
+		fmt.Fprintf(s.err, "signed string: %q\n", p.AppID+"\n"+p.TimeStamp+"\n"+p.NonceStr+"\n"+p.Package+"\n")
+	}
+	return nil
 }
 
 func newDecryptRefundCmd(s streams) *cobra.Command {

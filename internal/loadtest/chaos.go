@@ -43,6 +43,9 @@ func (c *chaos) start(ctx context.Context) error {
 			}
 		}
 	}
+	if err := c.startV3Probes(rates); err != nil {
+		return err
+	}
 	dice := map[string][]FaultSpec{}
 	for api, fs := range rates {
 		if len(fs) == 1 {
@@ -148,6 +151,9 @@ func (c *chaos) stop() {
 	c.wg.Wait()
 	c.e.sim.setDice(nil)
 	c.e.sim.sim.ClearFaults()
+	if c.e.cfg.V3 {
+		_ = c.e.sim.sim.SetV3ProbeRate(0, 0)
+	}
 	c.e.sim.sim.ReleaseNotifies()
 }
 

@@ -66,7 +66,7 @@ func (e *engine) env(addr string) []string {
 	if e.lb != nil {
 		public = e.lb.url
 	}
-	return []string{
+	return append([]string{
 		"WXPAY_ADDR=" + addr,
 		"WXPAY_PUBLIC_URL=" + public,
 		"WXPAY_DB=" + e.db,
@@ -77,7 +77,7 @@ func (e *engine) env(addr string) []string {
 		"WXPAY_WECHAT_MCH_ID=" + wxsim.DefaultMchID,
 		"WXPAY_WECHAT_API_KEY=" + wxsim.DefaultAPIKey,
 		"WXPAY_WECHAT_APP_SECRET=" + wxsim.DefaultAppSecret,
-	}
+	}, e.v3Env...)
 }
 
 // freePort returns a loopback port nobody listens on now.

@@ -27,6 +27,12 @@
 // the instances' logs and the API's answers as the texts that must hold
 // no secret.
 //
+// With Config.V3 the same run goes over WeChat Pay APIv3: the instances
+// sign with the simulator merchant's API private key, verify with its
+// platform certificates or WeChat Pay public key (Config.Verifier), and
+// the chaos adds WeChat's WECHATPAY/SIGNTEST/ signature probes on answers
+// and notifies (Config.V3Probes), which the service must refuse.
+//
 // Every loop is bounded in count and in time; the run only talks to
 // loopback addresses and stops by itself.
 package loadtest
@@ -77,6 +83,10 @@ type Config struct {
 	// newest first (a refund notify may overtake its pay notify).
 	Reorder bool
 	// Faults are injected into the WeChat calls while the users run.
+	// With V3 the faults of the v2 APIs the service would call hit their
+	// APIv3 counterparts (unifiedorder → v3_prepay, orderquery →
+	// v3_query, closeorder → v3_close, refund → v3_refund, refundquery →
+	// v3_refundquery).
 	Faults []FaultSpec
 	// KillEvery kills a random instance with SIGKILL that often while the
 	// users run, and restarts it after KillPause (default 500 ms); 0: no
@@ -93,6 +103,23 @@ type Config struct {
 	RefundRatio  float64
 	CloseRatio   float64
 	AbandonRatio float64
+
+	// V3 runs the service on WeChat Pay APIv3: the simulator's merchant
+	// gets its APIv3 credentials, the merchant private key and the APIv3
+	// key are written to WorkDir as 0600 files, and the instances take
+	// wechat.api_version = "v3" with them (WXPAY_WECHAT_… variables).
+	V3 bool
+	// Verifier is the instances' wechat.verifier with V3: "certificates"
+	// (the default: platform certificates downloaded from the simulator),
+	// "public_key" (the simulator's merchant is switched to the WeChat Pay
+	// public key first) or "both" (the switch-over half done: either key
+	// signs).
+	Verifier string
+	// V3Probes is, with V3, the share of the service's v3 answers and of
+	// the v3 notifies WeChat signs with a WECHATPAY/SIGNTEST/ probe
+	// signature while the users run (signature probe traffic, which the
+	// service must refuse); 0: none.
+	V3Probes float64
 
 	// SimHTTP makes the users' WeChat-side actions (creating the WeChat
 	// user, wx.login's code, wx.requestPayment) calls of the simulator's
@@ -257,6 +284,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Instances > 1 && !isPG {
 		p = append(p, "more than one instance needs PostgreSQL (--db postgres://…): SQLite is one process's database")
 	}
+	p = append(p, c.checkV3()...)
 	if c.Spawn == nil || c.OpenMerchant == nil {
 		p = append(p, "Spawn and OpenMerchant are required")
 	}
@@ -311,6 +339,7 @@ type engine struct {
 	rmWorkDir  bool
 	db         string
 	configFile string
+	v3Env      []string // the WXPAY_WECHAT_… settings of an APIv3 run
 
 	sim     *simServer
 	lb      *balancer // the public address of more than one instance
@@ -365,7 +394,8 @@ func (e *engine) run(ctx context.Context) error {
 	e.runID = randomHex(4)
 	e.adminToken = "load-admin-" + randomHex(16)
 	e.stats = newStats()
-	e.texts = newTextLog([]string{e.adminToken, wxsim.DefaultAPIKey, wxsim.DefaultAppSecret})
+	canaries := []string{e.adminToken, wxsim.DefaultAPIKey, wxsim.DefaultAppSecret}
+	e.texts = newTextLog(canaries)
 	if err := e.prepareDir(); err != nil {
 		return err
 	}
@@ -378,6 +408,13 @@ func (e *engine) run(ctx context.Context) error {
 	}
 	e.sim = sim
 	e.closers = append(e.closers, sim.close)
+	if cfg.V3 {
+		secrets, err := e.setupV3()
+		if err != nil {
+			return fmt.Errorf("APIv3 credentials: %w", err)
+		}
+		e.texts = newTextLog(append(canaries, secrets...))
+	}
 
 	if err := e.startInstances(ctx); err != nil {
 		return err

@@ -185,6 +185,12 @@ func TestAPIOf(t *testing.T) {
 	for path, want := range map[string]string{
 		"/pay/unifiedorder": "unifiedorder", "/secapi/pay/refund": "refund", "/sns/jscode2session": "jscode2session",
 		"/sim/v1/request-payment": "sim:request-payment", "/sim/v1/users/abc/balance": "sim:users",
+		"/v3/pay/transactions/jsapi": "v3_prepay", "/v3/pay/transactions/native": "v3_prepay",
+		"/v3/pay/transactions/out-trade-no/WX261129101500ABCDEFGHJK":       "v3_query",
+		"/v3/pay/transactions/id/4200000000202611290000000001":             "v3_query",
+		"/v3/pay/transactions/out-trade-no/WX261129101500ABCDEFGHJK/close": "v3_close",
+		"/v3/refund/domestic/refunds":                                      "v3_refund", "/v3/refund/domestic/refunds/LR0001": "v3_refundquery",
+		"/v3/bill/tradebill": "v3_bill", "/v3/billdownload/file": "v3_billdownload", "/v3/certificates": "v3_certificates",
 	} {
 		if got := apiOf(path); got != want {
 			t.Errorf("apiOf(%q) = %q, want %q", path, got, want)
@@ -230,6 +236,44 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		{RefundRatio: 0.9, CloseRatio: 0.2},
 		{Orders: -1},
 		{KillEvery: time.Millisecond},
+	} {
+		bad.Spawn, bad.OpenMerchant = ok.Spawn, ok.OpenMerchant
+		var ce *ConfigError
+		if _, err := bad.withDefaults(); !errors.As(err, &ce) {
+			t.Errorf("%+v: %v, want a ConfigError", bad, err)
+		}
+	}
+	// APIv3: the verifier's default, the v2 fault names moved to the v3
+	// endpoints, and the v3 settings refused without V3.
+	faults, err := ParseFaults("unifiedorder:SYSTEMERROR:0.02,orderquery:DELAY:0.1:1s,refund:DROP_AFTER_COMMIT:x2,jscode2session:SYSTEMERROR:0.01,notify:DROP:0.01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := Config{Spawn: loadChildStub, OpenMerchant: openMerchantStub, V3: true, Faults: faults}
+	if c, err = v3.withDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range c.Faults {
+		names = append(names, f.String())
+	}
+	if want := "v3_prepay:SYSTEMERROR:0.02,v3_query:DELAY:0.1:1s,v3_refund:DROP_AFTER_COMMIT:x2,jscode2session:SYSTEMERROR:0.01,notify:DROP:0.01"; strings.Join(names, ",") != want || c.Verifier != VerifierCertificates {
+		t.Errorf("v3 faults %s, verifier %q", strings.Join(names, ","), c.Verifier)
+	}
+	if faults[0].API != "unifiedorder" {
+		t.Error("withDefaults changed the caller's faults")
+	}
+	if _, err := ParseFaults(ChaosFaultsV3); err != nil {
+		t.Errorf("ChaosFaultsV3: %v", err)
+	}
+	v3Faults, _ := ParseFaults("v3_query:V3_PROBE:0.1")
+	for _, bad := range []Config{
+		{Verifier: VerifierBoth},
+		{V3Probes: 0.1},
+		{Faults: v3Faults},
+		{V3: true, Verifier: "keys"},
+		{V3: true, V3Probes: 1},
+		{V3: true, V3Probes: -0.1},
 	} {
 		bad.Spawn, bad.OpenMerchant = ok.Spawn, ok.OpenMerchant
 		var ce *ConfigError
@@ -386,6 +430,48 @@ func TestWriteTextAndJSON(t *testing.T) {
 	}
 	if strings.Contains(string(data), "u:secret@") {
 		t.Error("the JSON holds the database password")
+	}
+	if !strings.HasPrefix(b.String(), "wxpay load: APIv2, ") {
+		t.Errorf("the text report does not name the API: %.60s", b.String())
+	}
+	// A result saved before the API version was recorded reads as v2.
+	var old Result
+	if err := json.Unmarshal([]byte(`{"settings":{"orders":1}}`), &old); err != nil || old.Settings.apiName() != "APIv2" {
+		t.Errorf("old result: %v %q", err, old.Settings.apiName())
+	}
+}
+
+// An APIv3 run names its API and verifier in every report, and a service
+// that acknowledges a probe notify fails it.
+func TestV3Report(t *testing.T) {
+	r := sampleResult()
+	r.Settings = settingsOf(Config{Orders: 5000, Concurrency: 64, V3: true, Verifier: VerifierBoth, V3Probes: 0.01})
+	r.ProbeAnswers, r.Notify.ProbesSent = 40, 48
+	var text, page strings.Builder
+	r.WriteText(&text)
+	if err := r.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"wxpay load: APIv3 (verifier both), 5000 orders", "v3 probe signatures 0.01",
+		"signature probes: 48 notifies sent, 0 acknowledged (must be 0); 40 v3 answers probe-signed", "PASS"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("the text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if !strings.Contains(page.String(), "WeChat Pay APIv3 (verifier both): 5000 orders") {
+		t.Error("the HTML report does not name the API")
+	}
+	data, _ := json.Marshal(r)
+	if !strings.Contains(string(data), `"api_version":"v3","verifier":"both","v3_probes":0.01`) {
+		t.Errorf("JSON settings: %s", data[:200])
+	}
+	r.Notify.ProbesAccepted = 2
+	if r.OK() || !strings.Contains(r.Verdict(), "acknowledged 2 notifies with a probe signature") {
+		t.Errorf("a probe acknowledged: OK %v, %s", r.OK(), r.Verdict())
+	}
+	page.Reset()
+	if err := r.WriteHTML(&page); err != nil || !strings.Contains(page.String(), "acknowledged 2 notifies with a probe signature") {
+		t.Errorf("the HTML verdict: %v", err)
 	}
 }
 

@@ -182,6 +182,7 @@ func (e *engine) quiesceAndCheck(ctx context.Context) error {
 		}
 	}
 	q.NotifyStats = sim.NotifyStats()
+	e.res.Notify.ProbesSent, e.res.Notify.ProbesAccepted = int64(q.NotifyStats.ProbesSent), int64(q.NotifyStats.ProbesAccepted)
 	q.Seconds = round(since(start), 2)
 
 	// The check.

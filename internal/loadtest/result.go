@@ -44,8 +44,12 @@ type Result struct {
 	// CreateBuckets is the create-order latency histogram (for charts).
 	CreateBuckets []Bucket `json:"create_buckets"`
 
-	Notify      NotifyResult `json:"notify"`
-	NotifyBurst *BurstResult `json:"notify_burst,omitempty"`
+	Notify NotifyResult `json:"notify"`
+	// ProbeAnswers counts the APIv3 answers the simulator signed with a
+	// WECHATPAY/SIGNTEST/ probe signature (V3_PROBE, Config.V3Probes):
+	// the service must take each as an unknown outcome.
+	ProbeAnswers int64        `json:"v3_probe_answers,omitempty"`
+	NotifyBurst  *BurstResult `json:"notify_burst,omitempty"`
 
 	Errors       []ErrorKind        `json:"errors"`
 	Kills        []KillEvent        `json:"kills"`
@@ -61,6 +65,13 @@ type Result struct {
 
 // Settings are the run's parameters as they were applied.
 type Settings struct {
+	// APIVersion is the WeChat Pay API the service used: "v2" or "v3"
+	// (empty in results saved before APIv3 runs existed: v2).
+	APIVersion string `json:"api_version"`
+	// Verifier and V3Probes are the APIv3 settings (Config.Verifier,
+	// Config.V3Probes).
+	Verifier     string   `json:"verifier,omitempty"`
+	V3Probes     float64  `json:"v3_probes,omitempty"`
 	Orders       int      `json:"orders"`
 	Concurrency  int      `json:"concurrency"`
 	Rate         float64  `json:"rate"`
@@ -82,12 +93,15 @@ type Settings struct {
 }
 
 func settingsOf(c Config) Settings {
-	s := Settings{Orders: c.Orders, Concurrency: c.Concurrency, Rate: c.Rate, DB: redactDSN(c.DB), Instances: c.Instances,
+	s := Settings{APIVersion: "v2", Orders: c.Orders, Concurrency: c.Concurrency, Rate: c.Rate, DB: redactDSN(c.DB), Instances: c.Instances,
 		DupNotifies: c.DupNotifies, Reorder: c.Reorder, KillEvery: c.KillEvery.String(), MaxKills: c.MaxKills, RefundRatio: c.RefundRatio,
 		CloseRatio: c.CloseRatio, AbandonRatio: c.AbandonRatio, Duration: c.Duration.String(), TimeScale: c.TimeScale,
 		CloseMinAge: c.CloseMinAge.String(), Seed: c.Seed, SimHTTP: c.SimHTTP, Faults: []string{}}
 	if s.DB == "" {
 		s.DB = "sqlite (work dir)"
+	}
+	if c.V3 {
+		s.APIVersion, s.Verifier, s.V3Probes = "v3", c.Verifier, c.V3Probes
 	}
 	for _, f := range c.Faults {
 		s.Faults = append(s.Faults, f.String())
@@ -153,6 +167,12 @@ type NotifyResult struct {
 	Malformed    int64   `json:"malformed"`
 	GaveUp       int64   `json:"gave_up"`
 	Dropped      int64   `json:"dropped"`
+	// ProbesSent counts the notifies signed with a bad or
+	// WECHATPAY/SIGNTEST/ probe signature over the whole run, and
+	// ProbesAccepted those the service acknowledged: it must refuse every
+	// one (reliability.md N7), or the run fails.
+	ProbesSent     int64 `json:"probes_sent"`
+	ProbesAccepted int64 `json:"probes_accepted"`
 }
 
 // BurstResult is the notify burst after the users' phase: duplicate pay
@@ -176,10 +196,35 @@ type InstanceResult struct {
 	PeakMB  float64 `json:"peak_rss_mb"` // the largest VmHWM of its processes
 }
 
-// OK reports whether the run completed, paid something, and every
-// invariant holds.
+// OK reports whether the run completed, paid something, every
+// invariant holds and no probe notify was acknowledged.
 func (r *Result) OK() bool {
-	return r != nil && r.Completed && r.InvariantsOK && r.Orders.Paid > 0
+	return r != nil && r.Completed && r.InvariantsOK && r.Orders.Paid > 0 && r.Notify.ProbesAccepted == 0
+}
+
+// Verdict is the run's outcome in one line.
+func (r *Result) Verdict() string {
+	switch {
+	case r.OK():
+		return "PASS: every invariant holds"
+	case !r.Completed:
+		return "FAIL: the run did not complete: " + r.Failure
+	case r.Orders.Paid == 0:
+		return "FAIL: no order was paid"
+	case !r.InvariantsOK:
+		return "FAIL: an invariant is broken"
+	default:
+		return fmt.Sprintf("FAIL: the service acknowledged %d notifies with a probe signature (reliability.md N7)", r.Notify.ProbesAccepted)
+	}
+}
+
+// apiName is the run's WeChat Pay API for people: "APIv2", or "APIv3
+// (verifier …)".
+func (s Settings) apiName() string {
+	if s.APIVersion != "v3" {
+		return "APIv2"
+	}
+	return "APIv3 (verifier " + s.Verifier + ")"
 }
 
 func round(x float64, digits int) float64 {
@@ -220,6 +265,7 @@ func (r *Result) fill(e *engine) {
 	}
 	r.Notify = NotifyResult{Acknowledged: int64(ns.Acknowledged), Tries: int64(ns.Tries), PerSecond: round(float64(ns.Acknowledged)/secs, 1),
 		PeakPerSec: peakNotify, Extra: st.extraNotifies.Load(), Malformed: int64(ns.Malformed), GaveUp: int64(ns.GaveUp), Dropped: int64(ns.Dropped)}
+	r.ProbeAnswers = st.probeAnswers.Load()
 	r.Errors = st.errorKinds()
 	if e.chaos != nil {
 		r.Kills = e.chaos.killEvents()
@@ -243,8 +289,8 @@ var Targets = struct {
 func (r *Result) WriteText(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	s := r.Settings
-	p("wxpay load: %d orders, %d instance(s) on %s, concurrency %d, rate %s, seed %d", s.Orders, s.Instances, s.DB, s.Concurrency,
-		rateString(s.Rate), s.Seed)
+	p("wxpay load: %s, %d orders, %d instance(s) on %s, concurrency %d, rate %s, seed %d", s.apiName(), s.Orders, s.Instances, s.DB,
+		s.Concurrency, rateString(s.Rate), s.Seed)
 	chaos := []string{}
 	if s.DupNotifies > 0 {
 		chaos = append(chaos, fmt.Sprintf("notifies ×%d extra", s.DupNotifies))
@@ -254,6 +300,9 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	if len(s.Faults) > 0 {
 		chaos = append(chaos, "faults "+strings.Join(s.Faults, ","))
+	}
+	if s.V3Probes > 0 {
+		chaos = append(chaos, fmt.Sprintf("v3 probe signatures %g", s.V3Probes))
 	}
 	if s.KillEvery != "0s" {
 		chaos = append(chaos, "kill every "+s.KillEvery)
@@ -301,6 +350,9 @@ func (r *Result) WriteText(w io.Writer) {
 	n := r.Notify
 	p("notifies: %d acknowledged in %d tries, %.1f/s (peak %d/s); %d extra copies sent by the harness; %d malformed, %d dropped, %d gave up",
 		n.Acknowledged, n.Tries, n.PerSecond, n.PeakPerSec, n.Extra, n.Malformed, n.Dropped, n.GaveUp)
+	if n.ProbesSent > 0 || n.ProbesAccepted > 0 || r.ProbeAnswers > 0 {
+		p("signature probes: %d notifies sent, %d acknowledged (must be 0); %d v3 answers probe-signed", n.ProbesSent, n.ProbesAccepted, r.ProbeAnswers)
+	}
 	if b := r.NotifyBurst; b != nil {
 		p("notify burst: %d duplicate notifies, %d acknowledged in %.2f s: %.1f/s (p50 %.2f ms, p99 %.2f ms)", b.Sent, b.Acked,
 			b.Seconds, b.PerSecond, b.Latency.P50, b.Latency.P99)
@@ -348,16 +400,7 @@ func (r *Result) WriteText(w io.Writer) {
 		}
 	}
 	p("")
-	switch {
-	case r.OK():
-		p("PASS: every invariant holds")
-	case !r.Completed:
-		p("FAIL: the run did not complete: %s", r.Failure)
-	case r.Orders.Paid == 0:
-		p("FAIL: no order was paid")
-	default:
-		p("FAIL: an invariant is broken")
-	}
+	p("%s", r.Verdict())
 }
 
 func jobsString(m map[string]int) string {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/wxsim"
 )
 
@@ -57,9 +58,13 @@ func (s *simServer) close() {
 }
 
 // apiOf names a request for the latency table: the WeChat API (the last
-// path element: unifiedorder, orderquery, refund, jscode2session …) or
-// the control call ("sim:request-payment").
+// path element: unifiedorder, orderquery, refund, jscode2session …; for
+// APIv3 the fault names v3_prepay, v3_query …) or the control call
+// ("sim:request-payment").
 func apiOf(path string) string {
+	if api, ok := v3APIOf(path); ok {
+		return api
+	}
 	if rest, ok := strings.CutPrefix(path, "/sim/v1/"); ok {
 		name, _, _ := strings.Cut(rest, "/")
 		return "sim:" + name
@@ -74,6 +79,9 @@ func (s *simServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.sim.ServeHTTP(w, r)
 	if !strings.HasPrefix(api, "sim:") {
 		s.stats.wechat.get(api).Record(time.Since(start))
+	}
+	if strings.HasPrefix(w.Header().Get("Wechatpay-Signature"), apiv3.ProbePrefix) {
+		s.stats.probeAnswers.Add(1)
 	}
 }
 

@@ -19,6 +19,7 @@ type stats struct {
 	started, done, created, paid, refunded, closed, abandoned, failed atomic.Int64
 	errs                                                              atomic.Int64
 	extraNotifies                                                     atomic.Int64
+	probeAnswers                                                      atomic.Int64 // v3 answers with a probe signature
 
 	create, login, pay, paidWait, e2e, refund, closing Histogram
 	wechat                                             histSet

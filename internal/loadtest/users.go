@@ -515,7 +515,7 @@ func (e *engine) extraNotifies(ctx context.Context, no string, n int) {
 			case <-time.After(time.Duration(rand.IntN(50)) * time.Millisecond):
 			}
 			nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			a, err := e.sim.sim.SendPayNotify(nctx, wxsim.DefaultMchID, no, nil)
+			a, err := e.sendPayNotify(nctx, no)
 			cancel()
 			e.stats.extraNotifies.Add(1)
 			if err != nil {
@@ -552,7 +552,7 @@ func (e *engine) notifyBurst(ctx context.Context) {
 			for no := range jobs {
 				nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				t0 := time.Now()
-				a, err := e.sim.sim.SendPayNotify(nctx, wxsim.DefaultMchID, no, nil)
+				a, err := e.sendPayNotify(nctx, no)
 				cancel()
 				h.Record(time.Since(t0))
 				mu.Lock()
