@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/internal/config"
 	"github.com/wxpay-go/wxpay/wxsim"
 )
@@ -28,12 +31,55 @@ type opsFlags struct {
 	config  string
 	baseURL string
 	sim     bool
+	v3      bool
 }
 
 func (f *opsFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.config, "config", "", "the merchant config (TOML; WXPAY_… variables override it)")
 	cmd.Flags().StringVar(&f.baseURL, "base-url", "", "WeChat Pay's base URL (default https://api.mch.weixin.qq.com; e.g. the simulator's http://127.0.0.1:8090)")
 	cmd.Flags().BoolVar(&f.sim, "sim", false, "use the simulator's default merchant (with --base-url of a running `wxpay sim`)")
+	cmd.Flags().BoolVar(&f.v3, "v3", false, "with --sim: use APIv3 (otherwise the config's wechat.api_version decides)")
+}
+
+// v3Client returns an APIv3 client, with its platform certificates
+// downloaded, when the merchant uses APIv3 (wechat.api_version = "v3", or
+// --sim --v3); nil for a v2 merchant. The caller stops it.
+func (f *opsFlags) v3Client(ctx context.Context) (*v3Setup, error) {
+	if f.v3 && !f.sim {
+		return nil, usageError{errors.New("--v3 goes with --sim; for your merchant set wechat.api_version = \"v3\"")}
+	}
+	c, err := config.Load(f.config, nil)
+	if err != nil {
+		return nil, err
+	}
+	w := c.WeChat
+	if f.sim {
+		if !f.v3 {
+			return nil, nil
+		}
+		if f.baseURL == "" {
+			f.baseURL = "http://127.0.0.1:8090"
+		}
+		creds, err := simCredentials(ctx, f.baseURL, wxsim.DefaultMchID)
+		if err != nil {
+			return nil, err
+		}
+		w = config.WeChat{AppID: wxsim.DefaultAppID, MchID: wxsim.DefaultMchID, APIVersion: "v3", CertSerial: creds.CertSerial,
+			PrivateKeyPEM: wxpay.Secret(creds.PrivateKeyPEM), APIv3Key: wxpay.Secret(creds.APIv3Key),
+			Verifier: config.VerifierCertificates}
+		if len(creds.PlatformCertificates) == 0 {
+			w.Verifier, w.PublicKeyID, w.PublicKeyPEM = config.VerifierPublicKey, creds.PublicKeyID, creds.PublicKeyPEM
+		}
+	} else if !w.V3() {
+		return nil, nil
+	}
+	if f.baseURL != "" {
+		w.BaseURL = f.baseURL
+	}
+	if p := w.V3Problems(); len(p) > 0 {
+		return nil, errors.New("config: " + strings.Join(p, "; "))
+	}
+	return newV3(ctx, &w, "", slog.New(slog.DiscardHandler), nil)
 }
 
 // client builds an apiv2 client from the config, or the simulator's
@@ -89,11 +135,28 @@ func newOrderCmd(s streams) *cobra.Command {
 		Use:   "order query|close OUT_TRADE_NO",
 		Short: "Query or close an order at WeChat (or the simulator)",
 		Example: `  wxpay order query WX261129101500ABCDEFGHJK --config wxpay.toml
-  wxpay order close WX261129101500ABCDEFGHJK --sim --base-url http://127.0.0.1:8090`,
+  wxpay order close WX261129101500ABCDEFGHJK --sim --base-url http://127.0.0.1:8090
+  wxpay order query WX261129101500ABCDEFGHJK --sim --v3   # APIv3 at the simulator`,
 	}
 	query := &cobra.Command{
 		Use: "query OUT_TRADE_NO", Short: "Query an order (orderquery)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			v3, err := f.v3Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if v3 != nil {
+				defer v3.stop()
+				t, err := v3.client.QueryByOutTradeNo(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printJSON(s.out, map[string]any{
+					"out_trade_no": t.OutTradeNo, "trade_state": t.TradeState, "trade_state_desc": t.TradeStateDesc,
+					"total_fee": t.Amount.Total, "cash_fee": t.Amount.PayerTotal, "transaction_id": t.TransactionID,
+					"openid": t.Payer.OpenID, "time_end": timeOrEmpty(t.SuccessTime),
+				})
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
@@ -112,6 +175,18 @@ func newOrderCmd(s streams) *cobra.Command {
 	closeCmd := &cobra.Command{
 		Use: "close OUT_TRADE_NO", Short: "Close an unpaid order (closeorder)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			v3, err := f.v3Client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if v3 != nil {
+				defer v3.stop()
+				if err := v3.client.CloseOrder(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.out, "closed %s\n", args[0])
+				return nil
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
@@ -152,11 +227,41 @@ the same number is the same refund; a new number would refund twice.`,
 			if fee <= 0 {
 				return usageError{errors.New("--fee must be > 0 (fen)")}
 			}
+			ctx := cmd.Context()
+			v3, err := f.v3Client(ctx)
+			if err != nil {
+				return err
+			}
+			newNo := func() {
+				if no == "" {
+					no = "RF" + time.Now().In(wxpay.China).Format("060102150405") + strings.ToUpper(randomWord(8))
+					fmt.Fprintf(s.err, "out_refund_no %s (reuse it to retry)\n", no)
+				}
+			}
+			if v3 != nil {
+				defer v3.stop()
+				if total == 0 {
+					t, err := v3.client.QueryByOutTradeNo(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					total = t.Amount.Total
+				}
+				newNo()
+				r, err := v3.client.CreateRefund(ctx, &apiv3.RefundRequest{OutTradeNo: args[0], OutRefundNo: no, Total: total, Refund: fee, Reason: reason})
+				if err != nil {
+					if apiv3.OutcomeUnknown(err) {
+						return fmt.Errorf("%w\nretry with --out-refund-no %s, or check with the refund query", err, no)
+					}
+					return err
+				}
+				return printJSON(s.out, map[string]any{"out_refund_no": r.OutRefundNo, "refund_id": r.RefundID,
+					"refund_fee": r.Amount.Refund, "total_fee": r.Amount.Total, "status": r.Status})
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
 			if total == 0 {
 				q, err := c.OrderQuery(ctx, &apiv2.OrderQueryRequest{OutTradeNo: args[0]})
 				if err != nil {
@@ -164,10 +269,7 @@ the same number is the same refund; a new number would refund twice.`,
 				}
 				total = q.TotalFee
 			}
-			if no == "" {
-				no = "RF" + time.Now().In(wxpay.China).Format("060102150405") + strings.ToUpper(randomWord(8))
-				fmt.Fprintf(s.err, "out_refund_no %s (reuse it to retry)\n", no)
-			}
+			newNo()
 			r, err := c.Refund(ctx, &apiv2.RefundRequest{OutTradeNo: args[0], OutRefundNo: no, TotalFee: total, RefundFee: fee, RefundDesc: reason})
 			if err != nil {
 				if apiv2.OutcomeUnknown(err) {
@@ -207,9 +309,33 @@ func newBillCmd(s streams) *cobra.Command {
 					return usageError{fmt.Errorf("--until %q is not a YYYY-MM-DD on or after --date", until)}
 				}
 			}
-			c, err := f.client()
+			// download is one day's raw bill, through v2 or APIv3.
+			var download func(day time.Time) ([]byte, error)
+			v3, err := f.v3Client(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if v3 != nil {
+				defer v3.stop()
+				download = func(day time.Time) ([]byte, error) {
+					raw, err := v3.client.TradeBill(cmd.Context(), &apiv3.TradeBillRequest{Date: day, Type: wxpay.BillType(strings.ToUpper(typ)), Gzip: true})
+					if errors.Is(err, apiv3.ErrNoStatementExist) {
+						err = apiv2.ErrNoBill
+					}
+					return raw, err
+				}
+			} else {
+				c, err := f.client()
+				if err != nil {
+					return err
+				}
+				download = func(day time.Time) ([]byte, error) {
+					raw, err := c.DownloadBillRaw(cmd.Context(), &apiv2.DownloadBillRequest{Date: day, Type: wxpay.BillType(strings.ToUpper(typ)), Gzip: true})
+					if err != nil && !errors.Is(err, apiv2.ErrNoBill) {
+						err = explain(err)
+					}
+					return raw, err
+				}
 			}
 			w := s.out
 			if out != "" {
@@ -228,12 +354,12 @@ func newBillCmd(s streams) *cobra.Command {
 				if days > 1 {
 					progress(s.err, i, days, day.Format("2006-01-02"))
 				}
-				raw, err := c.DownloadBillRaw(cmd.Context(), &apiv2.DownloadBillRequest{Date: day, Type: wxpay.BillType(strings.ToUpper(typ)), Gzip: true})
+				raw, err := download(day)
 				if errors.Is(err, apiv2.ErrNoBill) {
 					continue
 				}
 				if err != nil {
-					return fmt.Errorf("%s: %w", day.Format("2006-01-02"), explain(err))
+					return fmt.Errorf("%s: %w", day.Format("2006-01-02"), err)
 				}
 				bill, err := apiv2.ParseBill(raw)
 				if err != nil {

@@ -305,7 +305,7 @@ func (c *Config) ValidateWeChat() error {
 		p = append(p, "wechat.mch_id is empty")
 	}
 	if c.WeChat.V3() {
-		p = append(p, c.WeChat.v3Problems()...)
+		p = append(p, c.WeChat.V3Problems()...)
 	} else if len(c.WeChat.APIKey) != 32 {
 		p = append(p, fmt.Sprintf("wechat.api_key has %d characters, not 32", len(c.WeChat.APIKey)))
 	}
@@ -354,8 +354,9 @@ const (
 	VerifierBoth         = "both"
 )
 
-// v3Problems lists what an APIv3 merchant's section lacks.
-func (w *WeChat) v3Problems() []string {
+// V3Problems lists what an APIv3 merchant's section lacks (empty when
+// complete).
+func (w *WeChat) V3Problems() []string {
 	var p []string
 	if w.KeyFile == "" && w.PrivateKeyPEM == "" {
 		p = append(p, "wechat.key_file is empty (the merchant API private key, apiclient_key.pem, signs every v3 request)")
