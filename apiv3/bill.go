@@ -68,7 +68,9 @@ type FundFlowBillRequest struct {
 // 解压缩）的摘要值", wechatpay-java QueryBillEntity; protocol.md does not say).
 // The download_url must be on the client's host (ErrBillURL). No bill that
 // day is ErrNoStatementExist. The file's text has the layout of the v2 bill
-// (protocol.md §11).
+// (protocol.md §11): parse it with apiv2.ParseBill, which checks the rows
+// against the summary and turns yuan into fen exactly (merchant/wxgateway
+// and `wxpay bill` do).
 func (c *Client) TradeBill(ctx context.Context, req *TradeBillRequest) ([]byte, error) {
 	if req == nil || req.Date.IsZero() {
 		return nil, &Error{API: epTradeBill.name, Err: invalid("Date is required")}
