@@ -35,8 +35,9 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// startServe runs the service as `wxpay serve --sim` does, on loopback.
-func startServe(t *testing.T) (base, admin string) {
+// startServe runs the service as `wxpay serve --sim` does, on loopback,
+// for a merchant on the API version given ("v2" or "v3").
+func startServe(t *testing.T, apiVersion string) (base, admin string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,6 +46,7 @@ func startServe(t *testing.T) (base, admin string) {
 	cfg := config.Default()
 	cfg.DB = "sqlite:" + filepath.Join(t.TempDir(), "wxpay.db")
 	cfg.AdminToken = wxpay.Secret(randomHex(16))
+	cfg.WeChat.APIVersion = apiVersion
 	a, err := newApp(t.Context(), appOptions{cfg: cfg, listener: ln, sim: true, noJobs: true,
 		log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		simConfig: func(c *wxsim.Config) { c.RefundDelay = time.Second },
@@ -89,8 +91,16 @@ func TestBrowserShopPaysAndAdminRefunds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
+	// The same pages for a v2 merchant and an APIv3 one (RSA paySign,
+	// JSON notifies): the mini program passes what the server returns.
+	for _, v := range []string{"v2", "v3"} {
+		t.Run(v, func(t *testing.T) { shopPaysAndAdminRefunds(t, v) })
+	}
+}
+
+func shopPaysAndAdminRefunds(t *testing.T, apiVersion string) {
 	ctx, shot := browser(t)
-	base, admin := startServe(t)
+	base, admin := startServe(t, apiVersion)
 	do := func(name string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {

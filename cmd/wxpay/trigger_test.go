@@ -6,7 +6,7 @@ import (
 )
 
 func TestTriggerScenariosAndLogs(t *testing.T) {
-	base, admin := startServe(t)
+	base, admin := startServe(t, "v2")
 	for name := range scenarios {
 		t.Run(name, func(t *testing.T) {
 			code, out, errOut := runCmd(t, "", "trigger", name, "--url", base, "--admin-token", admin)
