@@ -522,3 +522,46 @@ func TestConfigChecks(t *testing.T) {
 		t.Error("Start without a driver: accepted")
 	}
 }
+
+// TestSettleDrainsBacklog: after a batch of lost notifies larger than
+// Limit, one settle run settles them all (in batches), and a run during
+// a WeChat outage stops after the first batch that settles nothing
+// instead of querying the same orders again.
+func TestSettleDrainsBacklog(t *testing.T) {
+	h := newHarness(t, sqliteCase)
+	const n = 25
+	orders := make([]*merchant.Order, n)
+	for i := range orders {
+		orders[i] = h.order()
+		h.pay(orders[i])
+	}
+	h.srv.Clock.Advance(2 * time.Minute)
+	r, err := river.NewRunner(river.Config{Payments: h.svc, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// WeChat failing: one batch tried, then the run stops.
+	if err := h.srv.Sim.InjectFault(wxsim.Fault{API: "orderquery", Kind: wxsim.FaultSystemError, Count: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.RunOnce(h.ctx, river.KindSettle)
+	if err != nil || res.Counts[river.OutcomeError] != 10 || res.Counts["paid"] != 0 {
+		t.Fatalf("settle during an outage: %v %v", res, err)
+	}
+	h.srv.Sim.ClearFaults()
+
+	res, err = r.RunOnce(h.ctx, river.KindSettle)
+	if err != nil || res.Counts["paid"] != n {
+		t.Fatalf("settle of a backlog of %d with Limit 10: %v %v", n, res, err)
+	}
+	for _, o := range orders {
+		if s := h.status(o.OutTradeNo); s != merchant.OrderPaid {
+			t.Fatalf("%s is %s", o.OutTradeNo, s)
+		}
+	}
+	// Nothing left: the next run queries nothing.
+	if res, err = r.RunOnce(h.ctx, river.KindSettle); err != nil || len(res.Counts) != 0 {
+		t.Fatalf("a run with nothing to settle: %v %v", res, err)
+	}
+}

@@ -254,25 +254,51 @@ func (r *Runner) done(ctx context.Context, res *Result, err error) (*Result, err
 	return res, nil
 }
 
-// Settle queries the unpaid orders older than SettleAfter (at most Limit,
-// the least recently queried first, none queried within SettleAfter) and
-// applies what WeChat says — a
-// payment whose notify was lost is marked paid (reliability.md C1) — and
-// closes those past their time_expire plus CloseGrace through
-// Service.Close: query first, then closeorder, CLOSED only when WeChat
-// confirmed (C2). A failure leaves the order as it was for the next run
-// (C3).
+// Settle queries the unpaid orders older than SettleAfter (the least
+// recently queried first, none queried within SettleAfter) and applies
+// what WeChat says — a payment whose notify was lost is marked paid
+// (reliability.md C1) — and closes those past their time_expire plus
+// CloseGrace through Service.Close: query first, then closeorder, CLOSED
+// only when WeChat confirmed (C2). A failure leaves the order as it was
+// for the next run (C3).
+//
+// A run takes batches of Limit orders until none is left to settle, a
+// batch settles nothing (WeChat is failing), or one interval has passed:
+// after a lost batch of notifies, a fixed batch per interval would take
+// hours to catch up.
 func (r *Runner) Settle(ctx context.Context) (*Result, error) {
 	res, count := r.result(KindSettle)
+	deadline := time.Now().Add(r.cfg.SettleEvery)
+	seen := map[string]bool{}
+	for {
+		n, settled, err := r.settleBatch(ctx, seen, count)
+		if err != nil {
+			return r.done(ctx, res, err)
+		}
+		if n < r.cfg.Limit || settled == 0 || time.Now().After(deadline) {
+			return r.done(ctx, res, nil)
+		}
+	}
+}
+
+// settleBatch settles one batch of unpaid orders, skipping those this run
+// has already tried. It returns how many orders the store listed and how
+// many were settled without error.
+func (r *Runner) settleBatch(ctx context.Context, seen map[string]bool, count func(string)) (int, int, error) {
 	now := r.svc.Now()
 	orders, err := r.store.PendingOrders(ctx, now.Add(-r.cfg.SettleAfter), r.cfg.Limit)
 	if err != nil {
-		return r.done(ctx, res, fmt.Errorf("river: listing unpaid orders: %w", err))
+		return 0, 0, fmt.Errorf("river: listing unpaid orders: %w", err)
 	}
+	settled := 0
 	for _, o := range orders {
 		if ctx.Err() != nil {
-			return r.done(ctx, res, ctx.Err())
+			return len(orders), settled, ctx.Err()
 		}
+		if seen[o.OutTradeNo] {
+			continue
+		}
+		seen[o.OutTradeNo] = true
 		expired := !o.ExpiresAt.IsZero() && now.After(o.ExpiresAt.Add(r.cfg.CloseGrace))
 		if !expired && !o.LastQueriedAt.IsZero() && now.Sub(o.LastQueriedAt) < r.cfg.SettleAfter {
 			continue // asked lately (by a run or a read): at most once per SettleAfter
@@ -289,6 +315,7 @@ func (r *Runner) Settle(ctx context.Context) (*Result, error) {
 				slog.Bool("expired", expired), slog.String("error", err.Error()))
 			continue
 		}
+		settled++
 		switch {
 		case after.Status.Paid():
 			count("paid")
@@ -296,7 +323,7 @@ func (r *Runner) Settle(ctx context.Context) (*Result, error) {
 			count(strings.ToLower(string(after.Status)))
 		}
 	}
-	return r.done(ctx, res, nil)
+	return len(orders), settled, nil
 }
 
 // Refunds settles the refunds RESERVED or PROCESSING for longer than
