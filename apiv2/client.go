@@ -180,11 +180,11 @@ type options struct {
 // the simulator, a proxy, a regional host.
 func WithBaseURL(base string) Option {
 	return func(o *options) error {
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("apiv2: base URL %q is not an absolute http(s) URL", base)
+		b, err := sdkhttp.BaseURL(base)
+		if err != nil {
+			return fmt.Errorf("apiv2: base URL: %w", err)
 		}
-		o.base = strings.TrimRight(base, "/")
+		o.base = b
 		return nil
 	}
 }
@@ -199,11 +199,11 @@ func WithFailover(backup string) Option {
 		if backup == "" {
 			backup = wxpay.HostPayBackup
 		}
-		u, err := url.Parse(backup)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("apiv2: backup URL %q is not an absolute http(s) URL", backup)
+		b, err := sdkhttp.BaseURL(backup)
+		if err != nil {
+			return fmt.Errorf("apiv2: backup URL: %w", err)
 		}
-		o.backup = strings.TrimRight(backup, "/")
+		o.backup = b
 		return nil
 	}
 }

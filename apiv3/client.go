@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -138,11 +137,11 @@ type options struct {
 }
 
 func checkBase(what, base string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("apiv3: %s URL %q is not an absolute http(s) URL without a query", what, base)
+	b, err := sdkhttp.BaseURL(base)
+	if err != nil {
+		return "", fmt.Errorf("apiv3: %s URL: %w", what, err)
 	}
-	return strings.TrimRight(base, "/"), nil
+	return b, nil
 }
 
 // WithBaseURL sends every call to base instead of

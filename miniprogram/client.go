@@ -131,23 +131,11 @@ func WithTimeout(d time.Duration) Option {
 // parseBaseURL checks that raw is an absolute http(s) URL fit to prefix API
 // paths. Error messages never repeat raw: it might carry credentials.
 func parseBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
+	b, err := sdkhttp.BaseURL(raw)
 	if err != nil {
-		return nil, errors.New("miniprogram: WithBaseURL: not a valid URL")
+		return nil, fmt.Errorf("miniprogram: WithBaseURL: %w", err)
 	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("miniprogram: WithBaseURL: scheme must be http or https")
-	case u.Host == "":
-		return nil, errors.New("miniprogram: WithBaseURL: missing host")
-	case u.User != nil:
-		return nil, errors.New("miniprogram: WithBaseURL: user info not allowed")
-	case u.RawQuery != "" || u.ForceQuery:
-		return nil, errors.New("miniprogram: WithBaseURL: query not allowed")
-	case u.Fragment != "":
-		return nil, errors.New("miniprogram: WithBaseURL: fragment not allowed")
-	}
-	return u, nil
+	return url.Parse(b)
 }
 
 // secretString holds the AppSecret. Client keeps it behind a pointer:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -27,6 +28,28 @@ func CheckNotifyURL(s string) error {
 		return fmt.Errorf("NotifyURL %q has a query string; WeChat refuses one", s)
 	}
 	return nil
+}
+
+// BaseURL checks a base URL given to a client (WithBaseURL, a failover
+// host): an absolute http(s) URL with a host, and no user info, query or
+// fragment. It returns the URL without trailing slashes, so that paths can
+// be appended. The error says what is wrong without quoting the URL, which
+// may carry a secret.
+func BaseURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", errors.New("not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", errors.New("the scheme must be http or https")
+	case u.Host == "":
+		return "", errors.New("the URL has no host")
+	case u.User != nil:
+		return "", errors.New("user info is not allowed")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return "", errors.New("a query or fragment is not allowed")
+	}
+	return strings.TrimRight(s, "/"), nil
 }
 
 // PooledTransport is the default transport with room for the idle
