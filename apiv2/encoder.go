@@ -39,6 +39,7 @@ type entry struct {
 type encoder struct {
 	entries []entry
 	order   []uint16 // entries' indices, sorted by name
+	keys    []uint64 // nameKey of each entry in order, while sorting
 	xml     []byte
 	canon   []byte
 	err     error
@@ -55,7 +56,7 @@ func putEncoder(e *encoder) {
 		return // do not keep huge buffers
 	}
 	clear(e.entries) // drop references to the caller's strings
-	e.entries, e.order, e.xml, e.canon, e.err = e.entries[:0], e.order[:0], e.xml[:0], e.canon[:0], nil
+	e.entries, e.order, e.keys, e.xml, e.canon, e.err = e.entries[:0], e.order[:0], e.keys[:0], e.xml[:0], e.canon[:0], nil
 	encPool.Put(e)
 }
 
@@ -141,18 +142,21 @@ func (x *entry) appendValue(dst []byte) []byte {
 func (e *encoder) encode(st wxpay.SignType, key string) ([]byte, error) {
 	// Insertion sort of indices: a request has a few dozen fields, and
 	// moving small integers avoids the write barriers of moving entries.
-	order := e.order[:0]
+	// Names are compared by their first 8 bytes as one integer, and as
+	// strings only when those are equal.
+	order, keys := e.order[:0], e.keys[:0]
 	for i := range e.entries {
 		name := e.entries[i].name
+		k := nameKey(name)
 		j := len(order)
-		order = append(order, uint16(i))
-		for j > 0 && e.entries[order[j-1]].name > name {
-			order[j] = order[j-1]
+		order, keys = append(order, uint16(i)), append(keys, k)
+		for j > 0 && (keys[j-1] > k || keys[j-1] == k && e.entries[order[j-1]].name > name) {
+			order[j], keys[j] = order[j-1], keys[j-1]
 			j--
 		}
-		order[j] = uint16(i)
+		order[j], keys[j] = uint16(i), k
 	}
-	e.order = order
+	e.order, e.keys = order, keys
 	xml := append(e.xml[:0], "<xml>"...)
 	canon := e.canon[:0]
 	for n, i := range order {
@@ -196,6 +200,20 @@ func (e *encoder) encode(st wxpay.SignType, key string) ([]byte, error) {
 	xml = append(xml, "</sign></xml>"...)
 	e.xml, e.canon = xml, canon
 	return append(make([]byte, 0, len(xml)), xml...), nil
+}
+
+// nameKey is the first 8 bytes of a name, big-endian, zero-padded: keys
+// order as the names do, except that names sharing 8 bytes have equal
+// keys (and are then compared as strings).
+func nameKey(name string) uint64 {
+	var k uint64
+	for i := 0; i < 8; i++ {
+		k <<= 8
+		if i < len(name) {
+			k |= uint64(name[i])
+		}
+	}
+	return k
 }
 
 // fields returns the request's fields as strings, for diagnostics.
@@ -311,16 +329,69 @@ func indexed(fields []wxcrypto.Field, prefix string, fn func(n int, v string)) {
 
 // appendWireTime appends t as yyyyMMddHHmmss in China Standard Time.
 func appendWireTime(dst []byte, t time.Time) []byte {
-	t = t.In(wxpay.China)
-	y, mo, d := t.Date()
-	h, mi, sec := t.Clock()
-	dst = appendPad(dst, y, 4)
-	dst = appendPad(dst, int(mo), 2)
-	dst = appendPad(dst, d, 2)
-	dst = appendPad(dst, h, 2)
-	dst = appendPad(dst, mi, 2)
-	return appendPad(dst, sec, 2)
+	u := t.Unix()
+	if u < chinaFixedSince || u >= maxFastTime {
+		t = t.In(wxpay.China)
+		y, mo, d := t.Date()
+		h, mi, sec := t.Clock()
+		if y < 0 || y > 9999 {
+			dst = strconv.AppendInt(dst, int64(y), 10) // as time.Format writes it; WeChat refuses it
+		} else {
+			dst = appendPad(dst, y, 4)
+		}
+		dst = appendPad(dst, int(mo), 2)
+		dst = appendPad(dst, d, 2)
+		dst = appendPad(dst, h, 2)
+		dst = appendPad(dst, mi, 2)
+		return appendPad(dst, sec, 2)
+	}
+	// UTC+8 wall clock from Unix seconds: the civil-from-days algorithm
+	// (H. Hinnant), for 1991 to 9999, with two digits at a time.
+	u += 8 * 3600
+	days, secs := u/86400, int(u%86400)
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := int(doy - (153*mp+2)/5 + 1)
+	m := int(mp + 3)
+	if m > 12 {
+		m -= 12
+	}
+	y := int(yoe + era*400)
+	if m <= 2 {
+		y++
+	}
+	var b [14]byte
+	put2(b[0:], y/100)
+	put2(b[2:], y%100)
+	put2(b[4:], m)
+	put2(b[6:], d)
+	put2(b[8:], secs/3600)
+	put2(b[10:], secs/60%60)
+	put2(b[12:], secs%60)
+	return append(dst, b[:]...)
 }
+
+// maxFastTime is 10000-01-01T00:00:00+08:00: four-digit years only.
+const maxFastTime = 253402300800 - 8*3600
+
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// put2 writes v (0–99) as two digits.
+func put2(b []byte, v int) {
+	b[0], b[1] = digitPairs[2*v], digitPairs[2*v+1]
+}
+
+// chinaFixed is UTC+8. China has kept it, without daylight saving, since
+// Asia/Shanghai's last transition (1991-09-15 02:00 CDT became 01:00 CST,
+// 1991-09-14 17:00 UTC); from then on a fixed zone writes the same wall
+// clock and skips the zone table.
+var chinaFixed = time.FixedZone("CST", 8*3600)
+
+const chinaFixedSince = 684867600 // 1991-09-14T17:00:00Z
 
 func appendPad(dst []byte, v, width int) []byte {
 	var b [4]byte

@@ -21,13 +21,26 @@ func CheckNotifyURL(s string) error {
 		rest, ok = strings.CutPrefix(s, "http://")
 	}
 	host, _, _ := strings.Cut(rest, "/")
-	if !ok || host == "" || len(s) > 256 || strings.ContainsAny(s, " \t\r\n#<>\"") {
+	if !ok || host == "" || len(s) > 256 || hasURLForbidden(s) {
 		return fmt.Errorf("NotifyURL %q is not an absolute http(s) URL of at most 256 characters", s)
 	}
 	if strings.IndexByte(s, '?') >= 0 {
 		return fmt.Errorf("NotifyURL %q has a query string; WeChat refuses one", s)
 	}
 	return nil
+}
+
+// hasURLForbidden reports whether s holds a byte a notify URL may not:
+// white space, '#', '<', '>' or '"'. (A plain loop: strings.ContainsAny
+// builds its set on every call.)
+func hasURLForbidden(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\n', '#', '<', '>', '"':
+			return true
+		}
+	}
+	return false
 }
 
 // BaseURL checks a base URL given to a client (WithBaseURL, a failover
