@@ -7,14 +7,16 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/wxpay-go/wxpay/internal/config"
 	"github.com/wxpay-go/wxpay/wxsim"
 )
 
-// The verifier modes of an APIv3 run (config wechat.verifier).
+// The verifier modes of an APIv3 run are those of the service's config
+// (wechat.verifier).
 const (
-	VerifierCertificates = "certificates"
-	VerifierPublicKey    = "public_key"
-	VerifierBoth         = "both"
+	VerifierCertificates = config.VerifierCertificates
+	VerifierPublicKey    = config.VerifierPublicKey
+	VerifierBoth         = config.VerifierBoth
 )
 
 // ChaosFaultsV3 is the fault set of --chaos with --v3: ChaosFaults on the
