@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,27 +14,32 @@ import (
 	"github.com/wxpay-go/wxpay/wxpaytest"
 )
 
-// TestOperatorTools runs order query/close, refund and bill against the
-// simulator, as an operator would with --sim --base-url.
-func TestOperatorTools(t *testing.T) {
-	ctx := context.Background()
-	day := time.Date(2026, 11, 28, 10, 0, 0, 0, wxpay.China)
-	srv := wxpaytest.NewServer(t, wxpaytest.WithManualClock(day))
+// opsOrders places two orders of 5.00 yuan at the simulator, prefix+"1"
+// paid and prefix+"2" not.
+func opsOrders(t *testing.T, srv *wxpaytest.Server, prefix string) {
+	t.Helper()
 	user := srv.NewUser(t)
-	place := func(no string) *apiv2.UnifiedOrderResponse {
-		r, err := srv.Pay.UnifiedOrder(ctx, &apiv2.UnifiedOrderRequest{Body: "ops", OutTradeNo: no, TotalFee: 500,
-			SpbillCreateIP: "127.0.0.1", TradeType: wxpay.TradeTypeJSAPI, OpenID: user})
+	for i, pay := range []bool{true, false} {
+		r, err := srv.Pay.UnifiedOrder(context.Background(), &apiv2.UnifiedOrderRequest{Body: "ops", OutTradeNo: prefix + strconv.Itoa(i+1),
+			TotalFee: 500, SpbillCreateIP: "127.0.0.1", TradeType: wxpay.TradeTypeJSAPI, OpenID: user})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return r
+		if pay {
+			p, _ := srv.Pay.PayParams(r.PrepayID)
+			if msg := srv.RequestPayment(user, p); msg != "requestPayment:ok" {
+				t.Fatal(msg)
+			}
+		}
 	}
-	paid := place("OPS0000001")
-	p, _ := srv.Pay.PayParams(paid.PrepayID)
-	if msg := srv.RequestPayment(user, p); msg != "requestPayment:ok" {
-		t.Fatal(msg)
-	}
-	place("OPS0000002")
+}
+
+// TestOperatorTools runs order query/close, refund and bill against the
+// simulator, as an operator would with --sim --base-url.
+func TestOperatorTools(t *testing.T) {
+	day := time.Date(2026, 11, 28, 10, 0, 0, 0, wxpay.China)
+	srv := wxpaytest.NewServer(t, wxpaytest.WithManualClock(day))
+	opsOrders(t, srv, "OPS000000")
 	sim := []string{"--sim", "--base-url", srv.URL}
 	out := filepath.Join(t.TempDir(), "bill.csv")
 	for _, c := range []struct {
@@ -73,21 +79,7 @@ func TestOperatorToolsV3(t *testing.T) {
 	// APIv3 signatures carry the real time: the simulator's clock starts now.
 	now := time.Now().In(wxpay.China)
 	srv := wxpaytest.NewServer(t, wxpaytest.WithManualClock(now))
-	user := srv.NewUser(t)
-	place := func(no string) *apiv2.UnifiedOrderResponse {
-		r, err := srv.Pay.UnifiedOrder(ctx, &apiv2.UnifiedOrderRequest{Body: "ops", OutTradeNo: no, TotalFee: 500,
-			SpbillCreateIP: "127.0.0.1", TradeType: wxpay.TradeTypeJSAPI, OpenID: user})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	paid := place("OPSV300001")
-	p, _ := srv.Pay.PayParams(paid.PrepayID)
-	if msg := srv.RequestPayment(user, p); msg != "requestPayment:ok" {
-		t.Fatal(msg)
-	}
-	place("OPSV300002")
+	opsOrders(t, srv, "OPSV30000")
 	sim := []string{"--sim", "--v3", "--base-url", srv.URL}
 	for _, c := range []struct {
 		args []string
