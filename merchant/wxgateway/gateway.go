@@ -59,19 +59,26 @@ func (g *Gateway) MchID() string { return g.cfg.Pay.MchID() }
 
 // observe times a call and maps its error.
 func (g *Gateway) observe(api string, start time.Time, err error) error {
-	outcome := "ok"
-	var ae *apiv2.Error
+	var code string
+	if ae := (*apiv2.Error)(nil); errors.As(err, &ae) {
+		code = string(ae.Code)
+	}
+	g.cfg.Observe(api, outcome(err, apiv2.OutcomeUnknown(err), code), time.Since(start))
+	return mapErr(err)
+}
+
+// outcome names a call's result for metrics: ok, unknown, WeChat's error
+// code, or rejected.
+func outcome(err error, unknown bool, code string) string {
 	switch {
 	case err == nil:
-	case apiv2.OutcomeUnknown(err):
-		outcome = "unknown"
-	case errors.As(err, &ae) && ae.Code != "":
-		outcome = string(ae.Code)
-	default:
-		outcome = "rejected"
+		return "ok"
+	case unknown:
+		return "unknown"
+	case code != "":
+		return code
 	}
-	g.cfg.Observe(api, outcome, time.Since(start))
-	return mapErr(err)
+	return "rejected"
 }
 
 // mapErr turns an SDK error into one wrapping a merchant sentinel, keeping

@@ -71,18 +71,11 @@ func (g *V3) MchID() string { return g.cfg.Pay.MchID() }
 
 // observe times a call and maps its error.
 func (g *V3) observe(api string, start time.Time, err error) error {
-	outcome := "ok"
-	var ae *apiv3.Error
-	switch {
-	case err == nil:
-	case apiv3.OutcomeUnknown(err):
-		outcome = "unknown"
-	case errors.As(err, &ae) && ae.Code != "":
-		outcome = string(ae.Code)
-	default:
-		outcome = "rejected"
+	var code string
+	if ae := (*apiv3.Error)(nil); errors.As(err, &ae) {
+		code = string(ae.Code)
 	}
-	g.cfg.Observe(api, outcome, time.Since(start))
+	g.cfg.Observe(api, outcome(err, apiv3.OutcomeUnknown(err), code), time.Since(start))
 	return mapErrV3(err)
 }
 
