@@ -17,7 +17,6 @@ import (
 
 	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
-	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/internal/config"
 	"github.com/wxpay-go/wxpay/merchant"
 	"github.com/wxpay-go/wxpay/merchant/httpapi"
@@ -45,9 +44,7 @@ type appOptions struct {
 	wrapSim func(http.Handler) http.Handler
 	// payOptions are extra apiv2 options (demo: a recording transport).
 	payOptions []apiv2.Option
-	// v3Options are extra apiv3 options.
-	v3Options []apiv3.Option
-	log       *slog.Logger
+	log        *slog.Logger
 	// now is the service's clock (the demo runs it on the simulator's).
 	now func() time.Time
 	// noJobs leaves the background jobs off.
@@ -126,7 +123,7 @@ func newApp(ctx context.Context, o appOptions) (a *app, err error) {
 	reg := prometheus.NewRegistry()
 	a.metrics = httpapi.NewMetrics(reg)
 	if w.V3() {
-		if a.v3, err = newV3(ctx, w, publicURL+"/wxpay/notify/pay", a.log, o.now, o.v3Options...); err != nil {
+		if a.v3, err = newV3(ctx, w, publicURL+"/wxpay/notify/pay", a.log, o.now); err != nil {
 			return nil, err
 		}
 		a.closeFns = append(a.closeFns, a.v3.stop)

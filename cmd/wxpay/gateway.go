@@ -27,7 +27,7 @@ type v3Setup struct {
 // config names (platform certificates, downloaded now and refreshed by a
 // CertificateManager this function starts; the WeChat Pay public key; or
 // both during the migration). The caller must call stop.
-func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Logger, now func() time.Time, opts ...apiv3.Option) (*v3Setup, error) {
+func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Logger, now func() time.Time) (*v3Setup, error) {
 	serial := w.CertSerial
 	if serial == "" {
 		if w.CertFile == "" {
@@ -59,7 +59,7 @@ func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Lo
 	if now != nil {
 		all = append(all, apiv3.WithClock(now))
 	}
-	boot, err := apiv3.NewClient(cfg, append(all, opts...)...)
+	boot, err := apiv3.NewClient(cfg, all...)
 	if err != nil {
 		return nil, err
 	}
