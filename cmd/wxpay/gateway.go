@@ -33,11 +33,7 @@ func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Lo
 		if w.CertFile == "" {
 			return nil, errors.New("config: wechat.cert_serial is empty and there is no wechat.cert_file to read it from")
 		}
-		pemBytes, err := os.ReadFile(w.CertFile)
-		if err != nil {
-			return nil, fmt.Errorf("config: wechat.cert_file: %w", err)
-		}
-		cert, err := wxcrypto.ParseCertificate(pemBytes)
+		cert, err := readCertificate(w.CertFile)
 		if err != nil {
 			return nil, fmt.Errorf("config: wechat.cert_file: %w", err)
 		}
@@ -80,11 +76,7 @@ func newV3(ctx context.Context, w *config.WeChat, notifyURL string, log *slog.Lo
 	if w.Verifier != config.VerifierPublicKey {
 		var mopts []apiv3.ManagerOption
 		if w.PlatformCertFile != "" {
-			pemBytes, err := os.ReadFile(w.PlatformCertFile)
-			if err != nil {
-				return nil, fmt.Errorf("config: wechat.platform_cert_file: %w", err)
-			}
-			cert, err := wxcrypto.ParseCertificate(pemBytes)
+			cert, err := readCertificate(w.PlatformCertFile)
 			if err != nil {
 				return nil, fmt.Errorf("config: wechat.platform_cert_file: %w", err)
 			}
