@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv2"
+	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/merchant"
 	"github.com/wxpay-go/wxpay/merchant/httpapi"
 	"github.com/wxpay-go/wxpay/merchant/payments"
@@ -28,7 +30,7 @@ import (
 	"github.com/wxpay-go/wxpay/wxsim"
 )
 
-// The child process of TestA4CrashPoints is this test binary re-executed
+// The child process of TestA4CrashPoints (v2 and APIv3) is this test binary re-executed
 // with -test.run=^TestHelperProcess$ and these variables.
 const (
 	envHelper    = "WXPAY_PAYMENTS_HELPER"  // "1" in the child
@@ -38,6 +40,7 @@ const (
 	envAddr      = "WXPAY_HELPER_ADDR"      // host:port to serve the notify endpoint on
 	envFailpoint = "WXPAY_HELPER_FAILPOINT" // where to die: see failpoints
 	envCrashRuns = "WXPAY_TEST_CRASH_RUNS"  // runs per kill point (default 3)
+	envV3        = "WXPAY_HELPER_V3"        // "1": the merchant uses APIv3
 )
 
 // failpoints are A4's kill points: the child exits with status 2
@@ -101,12 +104,17 @@ func runHelper() error {
 		return err
 	}
 	defer st.Close()
-	pay, err := apiv2.NewClient(apiv2.Config{AppID: appID, MchID: mchID, APIKey: canaryAPIKey},
-		apiv2.WithBaseURL(simURL), apiv2.WithClock(now), apiv2.WithLogger(logger))
-	if err != nil {
-		return err
+	var gw merchant.Gateway
+	if os.Getenv(envV3) == "1" {
+		gw, err = helperV3Gateway(ctx, hc, simURL, "http://"+addr+"/wxpay/notify/pay", now, logger)
+	} else {
+		var pay *apiv2.Client
+		pay, err = apiv2.NewClient(apiv2.Config{AppID: appID, MchID: mchID, APIKey: canaryAPIKey},
+			apiv2.WithBaseURL(simURL), apiv2.WithClock(now), apiv2.WithLogger(logger))
+		if err == nil {
+			gw, err = wxgateway.New(wxgateway.Config{Pay: pay, NotifyURL: "http://" + addr + "/wxpay/notify/pay"})
+		}
 	}
-	gw, err := wxgateway.New(wxgateway.Config{Pay: pay, NotifyURL: "http://" + addr + "/wxpay/notify/pay"})
 	if err != nil {
 		return err
 	}
@@ -134,6 +142,39 @@ func runHelper() error {
 	}
 	fmt.Println("READY")
 	return http.Serve(ln, h)
+}
+
+// helperV3Gateway is the child's APIv3 gateway: the merchant's v3
+// credentials from the simulator's control API, the platform certificates
+// downloaded as the service does at startup.
+func helperV3Gateway(ctx context.Context, hc *http.Client, simURL, notifyURL string, now func() time.Time, logger *slog.Logger) (merchant.Gateway, error) {
+	r, err := hc.Get(simURL + "/sim/v1/v3/merchants/" + mchID)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	var creds wxsim.V3Credentials
+	if err := json.NewDecoder(r.Body).Decode(&creds); err != nil {
+		return nil, err
+	}
+	boot, err := apiv3.NewClient(apiv3.Config{MchID: mchID, AppID: appID, CertSerial: creds.CertSerial,
+		PrivateKey: wxpay.Secret(creds.PrivateKeyPEM), APIv3Key: wxpay.Secret(creds.APIv3Key)},
+		apiv3.WithBaseURL(simURL), apiv3.WithClock(now), apiv3.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := apiv3.NewCertificateManager(boot, wxpay.Secret(creds.APIv3Key))
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Start(ctx); err != nil {
+		return nil, err
+	}
+	client, err := boot.WithVerifier(mgr)
+	if err != nil {
+		return nil, err
+	}
+	return wxgateway.NewV3(wxgateway.ConfigV3{Pay: client, NotifyURL: notifyURL})
 }
 
 // failGateway dies after a pay notify verified (before-commit).
@@ -164,9 +205,18 @@ func (s failStore) MarkPaid(ctx context.Context, p *merchant.Payment, now time.T
 	return out, o, err
 }
 
-// exitAfterWrite dies once the SUCCESS reply sits in net/http's buffer,
-// before anything reached the socket (before-flush).
+// exitAfterWrite dies once the success reply sits in net/http's buffer,
+// before anything reached the socket (before-flush): v2's SUCCESS
+// document, or v3's 204, whose header net/http sends only when the
+// handler returns.
 type exitAfterWrite struct{ http.ResponseWriter }
+
+func (w exitAfterWrite) WriteHeader(code int) {
+	w.ResponseWriter.WriteHeader(code)
+	if code == http.StatusNoContent {
+		os.Exit(2)
+	}
+}
 
 func (w exitAfterWrite) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
@@ -194,6 +244,9 @@ func (h *harness) startChild(addr, fp string) *child {
 	}
 	cmd.Env = append(os.Environ(), envHelper+"=1", envKind+"="+h.ref.kind, envDB+"="+db,
 		envSim+"="+h.simURL, envAddr+"="+addr, envFailpoint+"="+fp)
+	if h.v3 != nil {
+		cmd.Env = append(cmd.Env, envV3+"=1")
+	}
 	c := &child{cmd: cmd, stderr: &textBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = c.stderr
 	out, err := cmd.StdoutPipe()
@@ -288,50 +341,61 @@ func TestA4CrashPoints(t *testing.T) {
 		runs = v
 	}
 	eachStore(t, func(t *testing.T, sk storeKind) {
-		addr := freeAddr(t)
-		h := newHarness(t, sk, withNotifyURL("http://"+addr+"/wxpay/notify/pay"))
-		sess := h.user()
-		for _, fp := range failpoints {
-			for run := range runs {
-				c := h.startChild(addr, fp)
-				res := h.create(sess, oneCoffee)
-				no := res.Order.OutTradeNo
-				h.payAtSim(sess, res) // WeChat's first try: the child dies
-				if code := c.wait(t); code != 2 {
-					t.Fatalf("%s run %d: the child exited %d, want 2\n%s", fp, run, code, c.stderr)
-				}
-				h.extra = append(h.extra, c.stderr.String())
-				noRace(t, c)
-				last := lastPayTry(h, no)
-				if last.Acked {
-					t.Fatalf("%s: the killed child's try was acknowledged: %+v", fp, last)
-				}
-				switch fp {
-				case "before-commit":
-					h.wantUntouched(no)
-				default:
-					h.wantOnePayment(no) // committed before the crash
-				}
-				c2 := h.startChild(addr, "")
-				h.advance(15 * time.Second) // the retry
-				if last := lastPayTry(h, no); !last.Acked {
-					t.Fatalf("%s: the retry was not acknowledged: %+v", fp, last)
-				}
-				h.wantOnePayment(no)
-				c2.kill()
-				h.extra = append(h.extra, c2.stderr.String())
-				noRace(t, c2)
-			}
+		for _, api := range []string{"v2", "v3"} {
+			t.Run(api, func(t *testing.T) { crashPoints(t, sk, api, runs) })
 		}
-		h.finish()
 	})
+}
+
+// crashPoints is TestA4CrashPoints for one store and API version.
+func crashPoints(t *testing.T, sk storeKind, api string, runs int) {
+	addr := freeAddr(t)
+	opts := []option{withNotifyURL("http://" + addr + "/wxpay/notify/pay")}
+	if api == "v3" {
+		opts = append(opts, withV3("certificates"))
+	}
+	h := newHarness(t, sk, opts...)
+	sess := h.user()
+	for _, fp := range failpoints {
+		for run := range runs {
+			c := h.startChild(addr, fp)
+			res := h.create(sess, oneCoffee)
+			no := res.Order.OutTradeNo
+			h.payAtSim(sess, res) // WeChat's first try: the child dies
+			if code := c.wait(t); code != 2 {
+				t.Fatalf("%s run %d: the child exited %d, want 2\n%s", fp, run, code, c.stderr)
+			}
+			h.extra = append(h.extra, c.stderr.String())
+			noRace(t, c)
+			last := lastPayTry(h, no)
+			if last.Acked {
+				t.Fatalf("%s: the killed child's try was acknowledged: %+v", fp, last)
+			}
+			switch fp {
+			case "before-commit":
+				h.wantUntouched(no)
+			default:
+				h.wantOnePayment(no) // committed before the crash
+			}
+			c2 := h.startChild(addr, "")
+			h.advance(15 * time.Second) // the retry
+			if last := lastPayTry(h, no); !last.Acked {
+				t.Fatalf("%s: the retry was not acknowledged: %+v", fp, last)
+			}
+			h.wantOnePayment(no)
+			c2.kill()
+			h.extra = append(h.extra, c2.stderr.String())
+			noRace(t, c2)
+		}
+	}
+	h.finish()
 }
 
 func lastPayTry(h *harness, no string) wxsim.NotifyAttempt {
 	h.t.Helper()
 	var last wxsim.NotifyAttempt
 	for _, a := range h.sim.Notifications() {
-		if a.Kind == wxsim.NotifyPay && a.OutTradeNo == no {
+		if (a.Kind == wxsim.NotifyPay || a.Kind == wxsim.NotifyPayV3) && a.OutTradeNo == no {
 			last = a
 		}
 	}
