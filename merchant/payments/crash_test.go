@@ -367,7 +367,7 @@ func crashPoints(t *testing.T, sk storeKind, api string, runs int) {
 			}
 			h.extra = append(h.extra, c.stderr.String())
 			noRace(t, c)
-			last := lastPayTry(h, no)
+			last := h.lastNotifyTry("pay", no)
 			if last.Acked {
 				t.Fatalf("%s: the killed child's try was acknowledged: %+v", fp, last)
 			}
@@ -379,7 +379,7 @@ func crashPoints(t *testing.T, sk storeKind, api string, runs int) {
 			}
 			c2 := h.startChild(addr, "")
 			h.advance(15 * time.Second) // the retry
-			if last := lastPayTry(h, no); !last.Acked {
+			if last := h.lastNotifyTry("pay", no); !last.Acked {
 				t.Fatalf("%s: the retry was not acknowledged: %+v", fp, last)
 			}
 			h.wantOnePayment(no)
@@ -389,20 +389,6 @@ func crashPoints(t *testing.T, sk storeKind, api string, runs int) {
 		}
 	}
 	h.finish()
-}
-
-func lastPayTry(h *harness, no string) wxsim.NotifyAttempt {
-	h.t.Helper()
-	var last wxsim.NotifyAttempt
-	for _, a := range h.sim.Notifications() {
-		if (a.Kind == wxsim.NotifyPay || a.Kind == wxsim.NotifyPayV3) && a.OutTradeNo == no {
-			last = a
-		}
-	}
-	if last.Seq == 0 {
-		h.t.Fatalf("no pay notify of %s was tried", no)
-	}
-	return last
 }
 
 // noRace fails when the child's race detector reported a race (it would

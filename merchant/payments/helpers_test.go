@@ -593,6 +593,7 @@ type harness struct {
 	extra   []string
 
 	reconciled map[string]bool
+	injected   bool // faults were injected with h.inject: all must fire
 }
 
 type options struct {
@@ -659,6 +660,20 @@ func (h *harness) newV3Gateway(mode, simURL, notifyURL string, login *miniprogra
 	default:
 		t.Fatalf("withV3: unknown mode %q", mode)
 	}
+	k, gw := h.v3Client(mode, simURL, notifyURL, login)
+	h.v3 = k
+	h.front.mu.Lock()
+	h.front.v3key = k.key
+	h.front.mu.Unlock()
+	return gw
+}
+
+// v3Client builds a v3 client with its own verifiers (a certificate
+// manager downloads the platform certificates) and a gateway over it, for
+// the simulator as it is (newV3Gateway switched it to the public key).
+func (h *harness) v3Client(mode, simURL, notifyURL string, login *miniprogram.Client) (*v3Keys, merchant.Gateway) {
+	t := h.t
+	t.Helper()
 	creds, err := h.sim.V3Credentials(mchID)
 	if err != nil {
 		t.Fatal(err)
@@ -702,11 +717,7 @@ func (h *harness) newV3Gateway(mode, simURL, notifyURL string, login *miniprogra
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.v3 = k
-	h.front.mu.Lock()
-	h.front.v3key = k.key
-	h.front.mu.Unlock()
-	return gw
+	return k, gw
 }
 
 // certDownloads returns the simulated times of the platform certificate
@@ -1065,6 +1076,9 @@ func (h *harness) check() *invariant.Report {
 // finish quiesces and checks the invariants: how every test ends.
 func (h *harness) finish() *invariant.Report {
 	h.t.Helper()
+	if h.injected {
+		h.noFaultPending()
+	}
 	h.quiesce()
 	return h.check()
 }

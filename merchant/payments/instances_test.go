@@ -13,7 +13,7 @@ import (
 )
 
 // instance is a second merchant service: its own store (a second pool on
-// the same database), gateway, service and jobs.
+// the same database), gateway (over the harness's API), service and jobs.
 type instance struct {
 	store  merchant.Store
 	svc    *payments.Service
@@ -23,15 +23,19 @@ type instance struct {
 func (h *harness) instance() *instance {
 	h.t.Helper()
 	st := openStore(h.t, h.ref, h.clock.Now)
-	pay, err := apiv2.NewClient(apiv2.Config{AppID: appID, MchID: mchID, APIKey: canaryAPIKey},
-		apiv2.WithBaseURL(h.simURL), apiv2.WithClock(h.clock.Now), apiv2.WithLogger(h.logger))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	gw, err := wxgateway.New(wxgateway.Config{Pay: pay, NotifyURL: h.url + "/wxpay/notify/pay",
-		RefundNotifyURL: h.url + "/wxpay/notify/refund"})
-	if err != nil {
-		h.t.Fatal(err)
+	var gw merchant.Gateway
+	if h.v3 != nil {
+		_, gw = h.v3Client(h.v3.mode, h.simURL, h.url+"/wxpay/notify/pay", nil)
+	} else {
+		pay, err := apiv2.NewClient(apiv2.Config{AppID: appID, MchID: mchID, APIKey: canaryAPIKey},
+			apiv2.WithBaseURL(h.simURL), apiv2.WithClock(h.clock.Now), apiv2.WithLogger(h.logger))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if gw, err = wxgateway.New(wxgateway.Config{Pay: pay, NotifyURL: h.url + "/wxpay/notify/pay",
+			RefundNotifyURL: h.url + "/wxpay/notify/refund"}); err != nil {
+			h.t.Fatal(err)
+		}
 	}
 	svc, err := payments.New(st, gw, payments.Config{Catalog: catalog, Now: h.clock.Now, Logger: h.logger})
 	if err != nil {
@@ -50,10 +54,12 @@ func (h *harness) instance() *instance {
 // genuine notify is delivered to both at once, several times, while both
 // query it; both settle jobs run at once on orders whose notifies were
 // lost; both take a refund of 60 % of the same order. Each order is paid
-// once with one outbox event, one refund is accepted, and I1–I9 hold.
+// once with one outbox event, one refund is accepted, and I1–I9 hold. For
+// a v3 merchant each instance has its own APIv3 client and certificate
+// manager, and the notifies go with their Wechatpay-* headers.
 func TestTwoInstancesOneDatabase(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		a := &instance{store: h.store, svc: h.svc, runner: h.runner}
 		b := h.instance()
 		both := []*instance{a, b}
@@ -74,7 +80,8 @@ func TestTwoInstancesOneDatabase(t *testing.T) {
 			no, k := nos[i/per], i%per
 			in := both[k%2]
 			if k < 4 {
-				return in.svc.HandlePayNotify(h.ctx, nil, h.front.payBody(t, no))
+				header, body := h.payNotify(no)
+				return in.svc.HandlePayNotify(h.ctx, header, body)
 			}
 			o, err := in.svc.Sync(h.ctx, no)
 			if err == nil && !o.Status.Paid() {

@@ -686,8 +686,8 @@ func TestA7UnknownFieldSigned(t *testing.T) {
 // WeChat has no payment: reading queries WeChat and nothing else — the
 // order stays unpaid.
 func TestA8ClientSaysPaid(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 		res := h.create(sess, oneCoffee)
 		no := res.Order.OutTradeNo

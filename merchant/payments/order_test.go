@@ -75,18 +75,21 @@ func (h *harness) simOrders() int { return len(h.sim.Orders(mchID)) }
 
 // TestB1PriceFromCatalog: the amount is computed on the server, in int64
 // fen, from the catalog: a rapid property over random carts checks
-// total_fee = Σ price × quantity here and in the unifiedorder the simulator
-// received; carts outside the limits are refused before WeChat hears of
-// them.
+// total_fee = Σ price × quantity here and in the unifiedorder (v3: the
+// prepay's amount.total) the simulator received; carts outside the limits
+// are refused before WeChat hears of them.
 func TestB1PriceFromCatalog(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 		skus := []string{"COFFEE", "TEA", "CAKE", "GOLD"}
+		// 60 carts over v2, 20 over v3, where each order costs three RSA
+		// signatures (the prepay, WeChat's answer, the pay parameters).
+		budget := map[apiKind]int{apiV2: 60, apiV3: 20}[api]
 		checks := 0
 		rapid.Check(t, func(rt *rapid.T) {
 			checks++
-			if checks > rapidBudget(60) {
+			if checks > rapidBudget(budget) {
 				return
 			}
 			n := rapid.IntRange(1, 6).Draw(rt, "lines")
@@ -155,14 +158,12 @@ func TestB1PriceFromCatalog(t *testing.T) {
 // unifiedorder outcome is retried with identical parameters: the same
 // out_trade_no, exactly one WeChat order.
 func TestB2CreateIdempotent(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 		for _, kind := range []wxsim.FaultKind{wxsim.FaultDropAfterCommit, wxsim.FaultSystemError,
 			wxsim.FaultSystemErrorAfterCommit, wxsim.FaultHTTP500, wxsim.FaultDropBeforeCommit} {
-			if err := h.sim.InjectFault(wxsim.Fault{API: "unifiedorder", Kind: kind}); err != nil {
-				t.Fatal(err)
-			}
+			h.inject(wxsim.Fault{API: "unifiedorder", Kind: kind})
 			before := h.simOrders()
 			res := h.create(sess, oneCoffee)
 			if res.Order.PrepayState != merchant.PrepayOK || res.PayParams == nil {
@@ -176,9 +177,7 @@ func TestB2CreateIdempotent(t *testing.T) {
 
 		// Every attempt's outcome unknown: the client is told to retry, and
 		// its retry with the same idempotency key finishes the same order.
-		if err := h.sim.InjectFault(wxsim.Fault{API: "unifiedorder", Kind: wxsim.FaultDropAfterCommit, Count: 3}); err != nil {
-			t.Fatal(err)
-		}
+		h.inject(wxsim.Fault{API: "unifiedorder", Kind: wxsim.FaultDropAfterCommit, Count: 3})
 		before := h.simOrders()
 		_, err := h.svc.CreateOrder(h.ctx, sess, payments.CreateOrderRequest{Items: oneCoffee, IdempotencyKey: "tap-1"})
 		wantCode(t, err, merchant.EUNAVAILABLE)
@@ -221,8 +220,8 @@ func TestB2CreateIdempotent(t *testing.T) {
 // TestB3PayerFromSession: an openid in the request body is ignored; the
 // payer WeChat is told of is the session's user.
 func TestB3PayerFromSession(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		alice, token := h.httpLogin()
 		mallory, _ := h.httpLogin()
 		status, body := h.do("POST", "/api/v1/orders", token, map[string]any{
@@ -244,8 +243,8 @@ func TestB3PayerFromSession(t *testing.T) {
 // TestC1NotifiesLost: WeChat never delivers a notify; the settle job
 // queries every pending order and marks the paid ones PAID.
 func TestC1NotifiesLost(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		h.sim.NotifyDrop(1 << 20)
 		sess := h.user()
 		var paid, unpaid []string
@@ -279,15 +278,13 @@ func TestC1NotifiesLost(t *testing.T) {
 // TestC2CloseAfterQuery: an order is closed only after a query, and CLOSED
 // only once WeChat confirmed the close.
 func TestC2CloseAfterQuery(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 		closeWith := func(kind wxsim.FaultKind) (*merchant.Order, error, string) {
 			res := h.create(sess, oneCoffee)
 			if kind != "" {
-				if err := h.sim.InjectFault(wxsim.Fault{API: "closeorder", Kind: kind}); err != nil {
-					t.Fatal(err)
-				}
+				h.inject(wxsim.Fault{API: "closeorder", Kind: kind})
 			}
 			o, err := h.svc.Close(h.ctx, res.Order.OutTradeNo)
 			h.sim.Flush()
@@ -329,9 +326,7 @@ func TestC2CloseAfterQuery(t *testing.T) {
 		// Closed at WeChat by someone else (ORDERCLOSED): the query says
 		// CLOSED and the order follows.
 		res = h.create(sess, oneCoffee)
-		if _, err := h.pay.CloseOrder(h.ctx, res.Order.OutTradeNo); err != nil {
-			t.Fatal(err)
-		}
+		h.closeAtWeChat(res.Order.OutTradeNo)
 		if o, err := h.svc.Close(h.ctx, res.Order.OutTradeNo); err != nil || o.Status != merchant.OrderClosed {
 			t.Fatalf("closed elsewhere: %+v %v", o, err)
 		}
@@ -343,8 +338,8 @@ func TestC2CloseAfterQuery(t *testing.T) {
 // minutes (the simulator's strict rule on); the order stays NOTPAY and is
 // closed later.
 func TestC2CloseTooEarly(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk, withSim(func(c *wxsim.Config) { c.CloseMinAge = 5 * time.Minute }))
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api), withSim(func(c *wxsim.Config) { c.CloseMinAge = 5 * time.Minute }))
 		sess := h.user()
 		res := h.create(sess, oneCoffee)
 		no := res.Order.OutTradeNo
@@ -362,10 +357,11 @@ func TestC2CloseTooEarly(t *testing.T) {
 
 // TestC3UnknownOutcomes: the connection drops after WeChat executed a
 // query, close, refund or refund query; nothing is assumed, and later runs
-// settle the state.
+// settle the state. A read fails on every try of the SDK's HTTP client
+// (failingRead: over v3, net/http tries a dropped GET twice).
 func TestC3UnknownOutcomes(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 
 		// orderquery: the read fails, nothing changes; the next read pays.
@@ -374,12 +370,11 @@ func TestC3UnknownOutcomes(t *testing.T) {
 		h.sim.NotifyDrop(1)
 		h.payAtSim(sess, res)
 		for _, kind := range []wxsim.FaultKind{wxsim.FaultDropAfterCommit, wxsim.FaultSystemError, wxsim.FaultHTTP500} {
-			if err := h.sim.InjectFault(wxsim.Fault{API: "orderquery", Kind: kind}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := h.svc.Sync(h.ctx, no); err == nil {
-				t.Fatalf("%s: a failed query reported no error", kind)
-			}
+			h.failingRead("orderquery", kind, func() {
+				if _, err := h.svc.Sync(h.ctx, no); err == nil {
+					t.Fatalf("%s: a failed query reported no error", kind)
+				}
+			})
 			h.wantUntouched(no)
 		}
 		if o, err := h.svc.Sync(h.ctx, no); err != nil || o.Status != merchant.OrderPaid {
@@ -389,9 +384,7 @@ func TestC3UnknownOutcomes(t *testing.T) {
 		// closeorder: closed at WeChat, the answer lost; the settle job's
 		// query closes it here after expiry.
 		res = h.create(sess, oneCoffee)
-		if err := h.sim.InjectFault(wxsim.Fault{API: "closeorder", Kind: wxsim.FaultDropAfterCommit}); err != nil {
-			t.Fatal(err)
-		}
+		h.inject(wxsim.Fault{API: "closeorder", Kind: wxsim.FaultDropAfterCommit})
 		_, err := h.svc.Close(h.ctx, res.Order.OutTradeNo)
 		wantCode(t, err, merchant.EUNAVAILABLE)
 		h.wantUntouched(res.Order.OutTradeNo)
@@ -404,21 +397,18 @@ func TestC3UnknownOutcomes(t *testing.T) {
 		// refund: executed, the answer lost: RESERVED, then the refund job
 		// finds it at WeChat (same number, executed once).
 		paid := h.paidOrder(sess, oneCoffee)
-		if err := h.sim.InjectFault(wxsim.Fault{API: "refund", Kind: wxsim.FaultDropAfterCommit}); err != nil {
-			t.Fatal(err)
-		}
+		h.inject(wxsim.Fault{API: "refund", Kind: wxsim.FaultDropAfterCommit})
 		rf, err := h.svc.Refund(h.ctx, payments.RefundRequest{OutTradeNo: paid.OutTradeNo, RefundFee: 700})
 		if err != nil || rf.Status != merchant.RefundReserved {
 			t.Fatalf("refund: %+v %v", rf, err)
 		}
 
 		// refundquery: the read fails, nothing changes.
-		if err := h.sim.InjectFault(wxsim.Fault{API: "refundquery", Kind: wxsim.FaultDropAfterCommit}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.svc.SyncRefund(h.ctx, rf.OutRefundNo); err == nil {
-			t.Fatal("a failed refund query reported no error")
-		}
+		h.failingRead("refundquery", wxsim.FaultDropAfterCommit, func() {
+			if _, err := h.svc.SyncRefund(h.ctx, rf.OutRefundNo); err == nil {
+				t.Fatal("a failed refund query reported no error")
+			}
+		})
 		if r, _ := h.base.Refund(h.ctx, rf.OutRefundNo); r.Status != merchant.RefundReserved {
 			t.Fatalf("refund %s", r.Status)
 		}
@@ -452,8 +442,8 @@ func wantExecutions(t *testing.T, h *harness, outRefundNo string, n int) {
 // TestG3OtherUsersOrder: user B can neither read, nor pay, nor close user
 // A's order: "not found", through the service and the HTTP API.
 func TestG3OtherUsersOrder(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		alice := h.user()
 		bob := h.user()
 		res := h.create(alice, oneCoffee)

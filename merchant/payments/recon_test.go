@@ -42,8 +42,8 @@ func excKeys(list []*merchant.ReconException) []string {
 // prove (through a query, with its audit event), and running it again adds
 // nothing.
 func TestE1ReconDiscrepancies(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 		o1 := h.paidOrder(sess, oneCoffee) // matched
 		res := h.create(sess, oneCoffee)   // paid, its notify lost: "long"

@@ -32,8 +32,8 @@ func (h *harness) refund(no string) *merchant.Refund {
 // exactly one is accepted, the others are refused as more than is left;
 // WeChat sees one.
 func TestD1ConcurrentRefunds(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 		o := h.paidOrder(sess, oneCoffee)
 		fee := o.TotalFee * 6 / 10
@@ -75,15 +75,13 @@ func TestD1ConcurrentRefunds(t *testing.T) {
 // call and every retry reuses it with the same amount; WeChat executes each
 // number at most once.
 func TestD2RefundNumberIdempotent(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		sess := h.user()
 		for _, kind := range []wxsim.FaultKind{wxsim.FaultDropAfterCommit, wxsim.FaultSystemErrorAfterCommit,
 			wxsim.FaultDropBeforeCommit, wxsim.FaultSystemError, wxsim.FaultHTTP500} {
 			o := h.paidOrder(sess, oneCoffee)
-			if err := h.sim.InjectFault(wxsim.Fault{API: "refund", Kind: kind}); err != nil {
-				t.Fatal(err)
-			}
+			h.inject(wxsim.Fault{API: "refund", Kind: kind})
 			rf, err := h.svc.Refund(h.ctx, payments.RefundRequest{OutTradeNo: o.OutTradeNo, RefundFee: 1000})
 			if err != nil || rf.Status != merchant.RefundReserved {
 				t.Fatalf("%s: %+v %v", kind, rf, err)
@@ -133,8 +131,8 @@ func TestD2RefundNumberIdempotent(t *testing.T) {
 // person) — through its notify or, when the notify is lost, the refund
 // job's query.
 func TestD3RefundConfirmed(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk, withSim(func(c *wxsim.Config) { c.RefundDelay = 48 * time.Hour }))
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api), withSim(func(c *wxsim.Config) { c.RefundDelay = 48 * time.Hour }))
 		sess := h.user()
 		type tc struct {
 			end  wxpay.RefundStatus

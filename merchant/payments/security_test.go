@@ -16,21 +16,25 @@ import (
 	"github.com/wxpay-go/wxpay/internal/invariant"
 	"github.com/wxpay-go/wxpay/merchant"
 	"github.com/wxpay-go/wxpay/merchant/httpapi"
+	"github.com/wxpay-go/wxpay/wxcrypto"
 	"github.com/wxpay-go/wxpay/wxsim"
 )
 
 // TestG1G2Canaries: a whole run through the HTTP API — login, orders,
 // pay parameters, payment, reads, a refund, the admin API, a forged
 // notify signed with the AppSecret (the classic mistake, which the SDK
-// diagnoses), a replayed login code, a reconciliation — with canary
-// secrets: the API key, the AppSecret, the admin token and the
-// session_key values the simulator's jscode2session hands out. None may
-// appear in the merchant's logs (debug level), in any response body, in
-// the replies WeChat logged, or in a dump of the database (I9). The
-// checker's own I9 is shown to fire on a planted leak.
+// diagnoses; over v3, WeChat's notify with its resource encrypted with the
+// v2 API key instead of the APIv3 key), a replayed login code, a
+// reconciliation — with canary secrets: the API key, the AppSecret, the
+// admin token and the session_key values the simulator's jscode2session
+// hands out (over v3 also the APIv3 key and the merchant's private key,
+// harness.canaries). None may appear in the merchant's logs (debug
+// level), in any response body, in the replies WeChat logged, or in a dump
+// of the database (I9). The checker's own I9 is shown to fire on a planted
+// leak.
 func TestG1G2Canaries(t *testing.T) {
-	eachStore(t, func(t *testing.T, sk storeKind) {
-		h := newHarness(t, sk)
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		h := newHarness(t, sk, withAPI(api))
 		u, err := h.sim.CreateUser(wxsim.NewUser{AppID: appID})
 		if err != nil {
 			t.Fatal(err)
@@ -82,21 +86,45 @@ func TestG1G2Canaries(t *testing.T) {
 		h.do("GET", "/admin/api/v1/orders", canaryAdminToken, nil)
 		h.do("GET", "/admin/api/v1/anomalies", canaryAdminToken, nil)
 
-		// A notify signed with the AppSecret instead of the API key: the
-		// SDK's diagnosis is logged, never the secrets it tried.
+		// A notify made with the wrong secret: it is refused, and the SDK's
+		// diagnosis is logged, never the secrets it tried.
 		sess := h.user()
 		res := h.create(sess, oneCoffee)
 		h.front.holdNotifies("pay", true)
 		h.payAtSim(sess, res)
 		h.front.holdNotifies("pay", false)
-		forged := encode(t, sign(t, fields(t, h.front.payBody(t, res.Order.OutTradeNo)), wxpay.SignTypeMD5, canaryAppSecret))
-		r, err := http.Post(h.url+"/wxpay/notify/pay", "text/xml", bytes.NewReader(forged))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
-		if r.StatusCode == http.StatusOK {
-			t.Fatal("a notify signed with the AppSecret was acknowledged")
+		switch api {
+		case apiV2: // signed with the AppSecret instead of the API key
+			forged := encode(t, sign(t, fields(t, h.front.payBody(t, res.Order.OutTradeNo)), wxpay.SignTypeMD5, canaryAppSecret))
+			r, err := http.Post(h.url+"/wxpay/notify/pay", "text/xml", bytes.NewReader(forged))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				t.Fatal("a notify signed with the AppSecret was acknowledged")
+			}
+		case apiV3:
+			// A v3 notify is signed with WeChat's platform key, which no
+			// merchant secret can stand in for; the same mistake is made
+			// with the resource: WeChat's genuine signature over a
+			// resource encrypted with the v2 API key (also 32 bytes)
+			// instead of the APIv3 key.
+			a, err := h.sim.SendV3Notify(h.ctx, mchID, res.Order.OutTradeNo, "", func(m *wxsim.V3NotifyMessage) {
+				plain, err := json.Marshal(m.Resource)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Ciphertext, err = wxcrypto.EncryptAEAD(canaryAPIKey, m.Nonce, m.AssociatedData, plain); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if err != nil || a.Acked || a.HTTPStatus != http.StatusBadRequest {
+				t.Fatalf("a notify encrypted with the API key: %+v %v", a, err)
+			}
+			if n := h.metrics.get("notify/pay/rejected/decrypt"); n != 1 || h.logLines(`pay notify refused"`, "reason", "decrypt") != 1 {
+				t.Fatalf("notify_rejected{decrypt} = %d, want 1, with its log line", n)
+			}
 		}
 
 		h.advance(11 * time.Second)
@@ -106,7 +134,9 @@ func TestG1G2Canaries(t *testing.T) {
 			t.Fatalf("an expired token: %d", status)
 		}
 		rep := h.finish()
-		if !strings.Contains(h.logs.String(), "unifiedorder") {
+		// The SDK's debug line of the order call (its api attribute).
+		call := map[apiKind]string{apiV2: `"api":"unifiedorder"`, apiV3: `"api":"prepay-jsapi"`}[api]
+		if !strings.Contains(h.logs.String(), call) {
 			t.Fatal("the captured logs are empty: the grep proves nothing")
 		}
 		for _, res := range rep.Results {
