@@ -168,6 +168,7 @@ const (
 	AnomalyTransaction    AnomalyKind = "transaction_mismatch" // paid again under another transaction id
 	AnomalyLatePayment    AnomalyKind = "late_payment"         // paid after we closed it: refund or ship by hand
 	AnomalyRefundMismatch AnomalyKind = "refund_mismatch"      // a refund notify that matches none of our refunds
+	AnomalyNotPaid        AnomalyKind = "not_paid_notify"      // a verified pay notify that reports no payment
 )
 
 // Anomaly is a recorded disagreement between WeChat and our records. The

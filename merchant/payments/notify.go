@@ -27,9 +27,13 @@ func (s *Service) HandlePayNotify(ctx context.Context, header http.Header, body 
 		return err
 	}
 	if !n.Paid {
-		// A notify that reports a failed payment changes nothing.
-		s.m.Notify("pay", "ok", "not_paid")
-		return nil
+		// A verified notify that reports no payment (v2 result_code FAIL,
+		// v3 trade_state other than SUCCESS) changes no order, but it is
+		// recorded once as an anomaly with an alert (reliability.md A2):
+		// WeChat sends pay notifies for payments, so someone should look.
+		// It is acknowledged: its content will not change on a retry, and
+		// the settle job's query says what really happened.
+		return s.notPaid(ctx, &n.Payment)
 	}
 	n.Source = merchant.SourceNotify
 	outcome, _, err := s.store.MarkPaid(ctx, &n.Payment, s.cfg.Now())
@@ -43,6 +47,25 @@ func (s *Service) HandlePayNotify(ctx context.Context, header http.Header, body 
 		return fmt.Errorf("%w: %s", ErrNotifyRejected, n.OutTradeNo)
 	}
 	s.m.Notify("pay", "ok", string(outcome))
+	return nil
+}
+
+// notPaid records a verified pay notify that reports no payment.
+func (s *Service) notPaid(ctx context.Context, p *merchant.Payment) error {
+	fresh, err := s.store.RecordAnomaly(ctx, &merchant.Anomaly{
+		OutTradeNo: p.OutTradeNo, Kind: merchant.AnomalyNotPaid, Ref: p.TransactionID,
+		Detail:    fmt.Sprintf("a verified pay notify for %s reports no payment", p.OutTradeNo),
+		CreatedAt: s.cfg.Now(),
+	})
+	if err != nil {
+		s.m.Notify("pay", "error", "store")
+		return err
+	}
+	if fresh {
+		s.log.ErrorContext(ctx, "a verified pay notify reports no payment", slog.String("out_trade_no", p.OutTradeNo),
+			slog.String("anomaly", string(merchant.AnomalyNotPaid)))
+	}
+	s.m.Notify("pay", "ok", "not_paid")
 	return nil
 }
 
