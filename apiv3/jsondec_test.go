@@ -96,9 +96,9 @@ func TestJSONObjects(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("{")
 	for i := 0; i < 40; i++ {
-		b.WriteString(`"k` + strings.Repeat("x", i) + `":1,`)
+		b.WriteString(`"k` + strings.Repeat("q", i) + `":1,`)
 	}
-	b.WriteString(`"kxxx":2}`)
+	b.WriteString(`"kqqq":2}`) // the key of i = 3 again
 	if err := decodeObject(b.String(), collect); !errors.Is(err, ErrMalformedJSON) {
 		t.Errorf("late duplicate: %v", err)
 	}

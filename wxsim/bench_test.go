@@ -32,7 +32,7 @@ func BenchmarkUnifiedOrder(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			otn := "B" + strconv.FormatInt(seq.Add(1), 10) + "xxxxx"
+			otn := "B" + strconv.FormatInt(seq.Add(1), 10) + "-BENCH" // ≥ 6 characters
 			body := kv("body", "测试商店-商品", "out_trade_no", otn, "total_fee", "100", "spbill_create_ip", "127.0.0.1",
 				"notify_url", "https://example.com/notify", "trade_type", "JSAPI", "openid", u.OpenID, "nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS").signed(apiKey).xmlBody()
 			req, _ := http.NewRequest("POST", "http://api.mch.weixin.qq.com/pay/unifiedorder", io.NopCloser(bytes.NewReader(body)))
