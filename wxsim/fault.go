@@ -66,6 +66,23 @@ var FaultAPIs = []string{
 	"v3_bill", "v3_billdownload", "v3_certificates",
 }
 
+// v3FaultAPIs maps the fault API name of a v2 endpoint to the one of the
+// APIv3 endpoint that does the same.
+var v3FaultAPIs = map[string]string{
+	"unifiedorder": "v3_prepay", "orderquery": "v3_query", "closeorder": "v3_close",
+	"refund": "v3_refund", "refundquery": "v3_refundquery",
+	"downloadbill": "v3_bill", "downloadfundflow": "v3_bill",
+}
+
+// V3FaultAPI returns the fault API name (FaultAPIs) of the APIv3 endpoint
+// that does what the v2 endpoint api does — "unifiedorder" → "v3_prepay"
+// — so that a scenario written for v2 can hit a v3 merchant; false when
+// there is none.
+func V3FaultAPI(api string) (string, bool) {
+	v3, ok := v3FaultAPIs[api]
+	return v3, ok
+}
+
 // Fault is a failure to inject into the next calls of an API.
 type Fault struct {
 	API     string        // see FaultAPIs

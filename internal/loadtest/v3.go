@@ -32,13 +32,6 @@ const ChaosFaultsV3 = "v3_prepay:SYSTEMERROR:0.02,v3_prepay:DROP_AFTER_COMMIT:0.
 // --chaos with --v3.
 const ChaosV3Probes = 0.01
 
-// v3FaultAPI is the APIv3 counterpart of each v2 API the service calls:
-// with V3, a fault on the v2 name hits the v3 endpoint.
-var v3FaultAPI = map[string]string{
-	"unifiedorder": "v3_prepay", "orderquery": "v3_query", "closeorder": "v3_close",
-	"refund": "v3_refund", "refundquery": "v3_refundquery", "downloadbill": "v3_bill", "downloadfundflow": "v3_bill",
-}
-
 // v3ProbeAPIs are the calls of the service whose answers a probe signs.
 var v3ProbeAPIs = []string{"v3_prepay", "v3_query", "v3_close", "v3_refund", "v3_refundquery"}
 
@@ -46,7 +39,7 @@ var v3ProbeAPIs = []string{"v3_prepay", "v3_query", "v3_close", "v3_refund", "v3
 func v3Faults(fs []FaultSpec) []FaultSpec {
 	out := make([]FaultSpec, len(fs))
 	for i, f := range fs {
-		if api, ok := v3FaultAPI[f.API]; ok {
+		if api, ok := wxsim.V3FaultAPI(f.API); ok {
 			f.API = api
 		}
 		out[i] = f

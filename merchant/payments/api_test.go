@@ -59,17 +59,6 @@ func (h *harness) api() apiKind {
 	return apiV2
 }
 
-// v3FaultAPIs are the simulator's fault API names of the v3 endpoints
-// that do what a v2 one does (wxsim.FaultAPIs).
-var v3FaultAPIs = map[string]string{
-	"unifiedorder": "v3_prepay",
-	"orderquery":   "v3_query",
-	"closeorder":   "v3_close",
-	"refund":       "v3_refund",
-	"refundquery":  "v3_refundquery",
-	"downloadbill": "v3_bill",
-}
-
 // faultAPI is the fault API name of a v2 endpoint for the harness's API:
 // itself for v2, its v3 counterpart for v3.
 func (h *harness) faultAPI(v2 string) string {
@@ -77,7 +66,7 @@ func (h *harness) faultAPI(v2 string) string {
 	if h.api() == apiV2 {
 		return v2
 	}
-	v3, ok := v3FaultAPIs[v2]
+	v3, ok := wxsim.V3FaultAPI(v2)
 	if !ok {
 		h.t.Fatalf("no v3 counterpart of the fault api %q", v2)
 	}
