@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxpay-go/wxpay/apiv2"
 	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/wxsim"
 )
@@ -204,5 +205,22 @@ func (h *harness) noFaultPending() {
 	h.t.Helper()
 	if f := h.sim.Faults(); len(f) != 0 {
 		h.t.Fatalf("injected faults never fired: %+v", f)
+	}
+}
+
+// platformRefund makes a refund at WeChat outside the service, as the
+// merchant platform does, its notify sent to the service.
+func (h *harness) platformRefund(no, outRefundNo string, total, fee int64) {
+	h.t.Helper()
+	var err error
+	if h.api() == apiV2 {
+		_, err = h.pay.Refund(h.ctx, &apiv2.RefundRequest{OutTradeNo: no, OutRefundNo: outRefundNo, TotalFee: total,
+			RefundFee: fee, NotifyURL: h.url + "/wxpay/notify/refund"})
+	} else {
+		_, err = h.v3.client.CreateRefund(h.ctx, &apiv3.RefundRequest{OutTradeNo: no, OutRefundNo: outRefundNo,
+			Total: total, Refund: fee, NotifyURL: h.url + "/wxpay/notify/refund"})
+	}
+	if err != nil {
+		h.t.Fatal(err)
 	}
 }

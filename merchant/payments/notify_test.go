@@ -498,105 +498,12 @@ type closeLiesGW struct{ merchant.Gateway }
 
 func (closeLiesGW) Close(context.Context, string) error { return nil }
 
-// TestA6LateAndReordered: out-of-order and late notifies converge.
+// TestA6LateAndReordered: out-of-order and late v2 notifies converge
+// (the rows shared with APIv3 are in TestA6OutOfOrder).
 func TestA6LateAndReordered(t *testing.T) {
 	eachStore(t, func(t *testing.T, sk storeKind) {
-		// The refund notify reaches us before the pay notify (the
-		// simulator holds both and sends them newest first).
-		t.Run("refund notify before pay notify", func(t *testing.T) {
-			h := newHarness(t, sk)
-			sess := h.user()
-			res := h.create(sess, oneCoffee)
-			no := res.Order.OutTradeNo
-			h.sim.NotifyReorder(2)
-			h.payAtSim(sess, res)
-			if o, err := h.svc.Sync(h.ctx, no); err != nil || o.Status != merchant.OrderPaid {
-				t.Fatalf("sync: %+v %v", o, err)
-			}
-			rf, err := h.svc.Refund(h.ctx, payments.RefundRequest{OutTradeNo: no, RefundFee: 1500})
-			if err != nil || rf.Status != merchant.RefundProcessing {
-				t.Fatalf("refund: %+v %v", rf, err)
-			}
-			if err := h.sim.CompleteRefund(mchID, rf.OutRefundNo, wxpay.RefundStatusSuccess); err != nil {
-				t.Fatal(err)
-			}
-			h.sim.Flush()
-			var kinds []wxsim.NotifyKind
-			for _, a := range h.sim.Notifications() {
-				kinds = append(kinds, a.Kind)
-			}
-			if len(kinds) < 2 || kinds[0] != wxsim.NotifyRefund || kinds[1] != wxsim.NotifyPay {
-				t.Fatalf("deliveries %v, want the refund notify first", kinds)
-			}
-			if r, _ := h.base.Refund(h.ctx, rf.OutRefundNo); r.Status != merchant.RefundSuccess {
-				t.Fatalf("refund %s", r.Status)
-			}
-			h.wantOnePayment(no)
-			h.finish()
-		})
-
-		// A refund notify for a refund we never made arrives while the
-		// order is unpaid here (its pay notify is late): it is refused and
-		// recorded, never applied; the order is paid when its notify comes.
-		t.Run("refund notify for an unpaid order", func(t *testing.T) {
-			h := newHarness(t, sk)
-			sess := h.user()
-			res := h.create(sess, oneCoffee)
-			no := res.Order.OutTradeNo
-			h.front.holdNotifies("pay", true)
-			h.payAtSim(sess, res)
-			// A refund made outside the service (the merchant platform).
-			if _, err := h.pay.Refund(h.ctx, &apiv2.RefundRequest{OutTradeNo: no, OutRefundNo: "PLATFORM0001", TotalFee: 1500,
-				RefundFee: 500, NotifyURL: h.url + "/wxpay/notify/refund"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.sim.CompleteRefund(mchID, "PLATFORM0001", wxpay.RefundStatusSuccess); err != nil {
-				t.Fatal(err)
-			}
-			h.sim.Flush()
-			h.advance(20 * time.Minute) // a few refund notify retries
-			h.wantUntouched(no)
-			if an := h.anomalies(no); len(an) != 1 || an[0].Kind != merchant.AnomalyRefundMismatch {
-				t.Fatalf("anomalies %+v", an)
-			}
-			if _, err := h.base.Refund(h.ctx, "PLATFORM0001"); errCode(err) != merchant.ENOTFOUND {
-				t.Fatalf("the refund notify created a refund: %v", err)
-			}
-			h.front.holdNotifies("pay", false)
-			h.advance(15 * time.Minute) // the pay notify's retry (34 minutes after the payment)
-			h.wantOnePayment(no)
-			h.finish() // the refund WeChat made and we did not is recorded (anomaly, recon exception)
-		})
-
-		// A payment lands on an order already CLOSED here: PAID, with a
-		// late_payment anomaly for a person to refund or ship.
-		t.Run("payment of a locally closed order", func(t *testing.T) {
-			h := newHarness(t, sk, withGateway(func(g merchant.Gateway) merchant.Gateway { return closeLiesGW{g} }))
-			sess := h.user()
-			res := h.create(sess, oneCoffee)
-			no := res.Order.OutTradeNo
-			if o, err := h.svc.Close(h.ctx, no); err != nil || o.Status != merchant.OrderClosed {
-				t.Fatalf("close: %+v %v", o, err)
-			}
-			h.payAtSim(sess, res) // the payment in flight when the close landed
-			o := h.order(no)
-			if o.Status != merchant.OrderPaid {
-				t.Fatalf("a payment of a closed order left it %s", o.Status)
-			}
-			if an := h.anomalies(no); len(an) != 1 || an[0].Kind != merchant.AnomalyLatePayment {
-				t.Fatalf("anomalies %+v", an)
-			}
-			ev := h.events(no)
-			if len(ev) != 2 || ev[0].To != merchant.OrderClosed || ev[1].From != merchant.OrderClosed || ev[1].To != merchant.OrderPaid {
-				t.Fatalf("events %+v", ev)
-			}
-			if n := h.paidEvents(no); n != 1 {
-				t.Fatalf("%d order.paid events", n)
-			}
-			h.finish()
-		})
-
-		// The same race with the real simulator: the user pays between
+		// The race of TestA6OutOfOrder's locally closed order with the
+		// real simulator: the user pays between
 		// the close's query and closeorder, which answers ORDERPAID — the
 		// order is never closed (C2 too).
 		t.Run("user pays first", func(t *testing.T) {
@@ -714,5 +621,125 @@ func TestA8ClientSaysPaid(t *testing.T) {
 		}
 		h.wantUntouched(no)
 		h.finish()
+	})
+}
+
+// TestA6OutOfOrder: the rows of reliability.md A6 that read the same on
+// v2 and APIv3 — a refund notify before the pay notify, a refund notify
+// for an order unpaid here, a payment of an order closed here — for both
+// API generations (TestA6LateAndReordered and TestA6V3LateAndReordered
+// have the rest).
+func TestA6OutOfOrder(t *testing.T) {
+	eachStoreAndAPI(t, func(t *testing.T, sk storeKind, api apiKind) {
+		// The refund notify reaches us before the pay notify (the
+		// simulator holds both and sends them newest first); the order is
+		// paid here by a query, so the refund notify applies.
+		t.Run("refund notify before pay notify", func(t *testing.T) {
+			h := newHarness(t, sk, withAPI(api))
+			sess := h.user()
+			res := h.create(sess, oneCoffee)
+			no := res.Order.OutTradeNo
+			h.sim.NotifyReorder(2)
+			h.payAtSim(sess, res)
+			if o, err := h.svc.Sync(h.ctx, no); err != nil || o.Status != merchant.OrderPaid {
+				t.Fatalf("sync: %+v %v", o, err)
+			}
+			rf, err := h.svc.Refund(h.ctx, payments.RefundRequest{OutTradeNo: no, RefundFee: 1500})
+			if err != nil || rf.Status != merchant.RefundProcessing {
+				t.Fatalf("refund: %+v %v", rf, err)
+			}
+			if err := h.sim.CompleteRefund(mchID, rf.OutRefundNo, wxpay.RefundStatusSuccess); err != nil {
+				t.Fatal(err)
+			}
+			h.sim.Flush()
+			var kinds []wxsim.NotifyKind
+			for _, a := range h.sim.Notifications() {
+				kinds = append(kinds, a.Kind)
+			}
+			if len(kinds) < 2 || !isNotify("refund", kinds[0]) || !isNotify("pay", kinds[1]) {
+				t.Fatalf("deliveries %v, want the refund notify first", kinds)
+			}
+			if r, _ := h.base.Refund(h.ctx, rf.OutRefundNo); r.Status != merchant.RefundSuccess {
+				t.Fatalf("refund %s", r.Status)
+			}
+			h.wantOnePayment(no)
+			h.finish()
+		})
+
+		// A refund notify for a refund we never made (one made on the
+		// merchant platform) arrives while the order is unpaid here (its
+		// pay notify is late): it is refused and recorded, never applied;
+		// the order is paid when its notify comes.
+		t.Run("refund notify for an unpaid order", func(t *testing.T) {
+			h := newHarness(t, sk, withAPI(api))
+			sess := h.user()
+			res := h.create(sess, oneCoffee)
+			no := res.Order.OutTradeNo
+			h.front.holdOrder(no, true)
+			h.payAtSim(sess, res)
+			h.platformRefund(no, "PLATFORM0001", 1500, 500)
+			if err := h.sim.CompleteRefund(mchID, "PLATFORM0001", wxpay.RefundStatusSuccess); err != nil {
+				t.Fatal(err)
+			}
+			h.sim.Flush()
+			h.advance(20 * time.Minute) // a few refund notify retries
+			h.wantUntouched(no)
+			if an := h.anomalies(no); len(an) != 1 || an[0].Kind != merchant.AnomalyRefundMismatch {
+				t.Fatalf("anomalies %+v", an)
+			}
+			if _, err := h.base.Refund(h.ctx, "PLATFORM0001"); errCode(err) != merchant.ENOTFOUND {
+				t.Fatalf("the refund notify created a refund: %v", err)
+			}
+			if api == apiV3 {
+				// Each try is refused with a failure status and the JSON body.
+				refundTries := 0
+				for _, a := range h.sim.Notifications() {
+					if a.Kind == wxsim.NotifyRefundV3 {
+						refundTries++
+						if a.Acked || v3FailureReply(a.HTTPStatus, []byte(a.Reply)) != "" {
+							t.Fatalf("refund notify answered %s %d %q", a.Verdict, a.HTTPStatus, a.Reply)
+						}
+					}
+				}
+				if refundTries < 2 {
+					t.Fatalf("%d refund notify tries", refundTries)
+				}
+			}
+			h.front.holdOrder(no, false)
+			h.advance(15 * time.Minute) // the pay notify's retry (34 minutes after the payment)
+			h.wantOnePayment(no)
+			h.finish() // the refund WeChat made and we did not is recorded (anomaly, recon exception)
+		})
+
+		// A payment lands on an order already CLOSED here: PAID, with a
+		// late_payment anomaly for a person to refund or ship.
+		t.Run("payment of a locally closed order", func(t *testing.T) {
+			h := newHarness(t, sk, withAPI(api), withGateway(func(g merchant.Gateway) merchant.Gateway { return closeLiesGW{g} }))
+			sess := h.user()
+			res := h.create(sess, oneCoffee)
+			no := res.Order.OutTradeNo
+			if o, err := h.svc.Close(h.ctx, no); err != nil || o.Status != merchant.OrderClosed {
+				t.Fatalf("close: %+v %v", o, err)
+			}
+			h.payAtSim(sess, res) // the payment in flight when the close landed
+			if at := h.notifyTries("pay", no); api == apiV3 && (len(at) != 1 || !at[0].Acked) {
+				t.Fatalf("tries %+v", at)
+			}
+			o := h.order(no)
+			if o.Status != merchant.OrderPaid {
+				t.Fatalf("a payment of a closed order left it %s", o.Status)
+			}
+			if an := h.anomalies(no); len(an) != 1 || an[0].Kind != merchant.AnomalyLatePayment {
+				t.Fatalf("anomalies %+v", an)
+			}
+			ev := h.events(no)
+			if len(ev) != 2 || ev[0].To != merchant.OrderClosed || ev[1].From != merchant.OrderClosed || ev[1].To != merchant.OrderPaid {
+				t.Fatalf("events %+v", ev)
+			}
+			if n := h.paidEvents(no); n != 1 {
+				t.Fatalf("%d order.paid events", n)
+			}
+			h.finish()
+		})
 	})
 }

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxpay-go/wxpay"
 	"github.com/wxpay-go/wxpay/apiv3"
 	"github.com/wxpay-go/wxpay/merchant"
 	"github.com/wxpay-go/wxpay/merchant/payments"
@@ -600,7 +599,7 @@ func TestA5V3NotifyReply(t *testing.T) {
 }
 
 // TestA6V3LateAndReordered: out-of-order and late v3 notifies converge
-// (reliability.md A6), as their v2 counterparts in TestA6LateAndReordered.
+// (reliability.md A6): the v3-only case here, the rest in TestA6OutOfOrder.
 func TestA6V3LateAndReordered(t *testing.T) {
 	eachStore(t, func(t *testing.T, sk storeKind) {
 		// TRANSACTION.SUCCESS arrives after a query already set PAID: it
@@ -627,116 +626,6 @@ func TestA6V3LateAndReordered(t *testing.T) {
 			}
 			if h.metrics.get("paid/query") != 1 || h.metrics.get("paid/notify") != 0 {
 				t.Fatalf("metrics %v", sortedStrings(h.metrics.counts))
-			}
-			h.finish()
-		})
-
-		// The refund notify reaches us before the pay notify (the
-		// simulator holds both and sends them newest first); the order is
-		// paid here by a query, so the refund notify applies.
-		t.Run("refund notify before pay notify", func(t *testing.T) {
-			h := newHarness(t, sk, withV3("certificates"))
-			sess := h.user()
-			res := h.create(sess, oneCoffee)
-			no := res.Order.OutTradeNo
-			h.sim.NotifyReorder(2)
-			h.payAtSim(sess, res)
-			if o, err := h.svc.Sync(h.ctx, no); err != nil || o.Status != merchant.OrderPaid {
-				t.Fatalf("sync: %+v %v", o, err)
-			}
-			rf, err := h.svc.Refund(h.ctx, payments.RefundRequest{OutTradeNo: no, RefundFee: 1500})
-			if err != nil || rf.Status != merchant.RefundProcessing {
-				t.Fatalf("refund: %+v %v", rf, err)
-			}
-			if err := h.sim.CompleteRefund(mchID, rf.OutRefundNo, wxpay.RefundStatusSuccess); err != nil {
-				t.Fatal(err)
-			}
-			h.sim.Flush()
-			var kinds []wxsim.NotifyKind
-			for _, a := range h.sim.Notifications() {
-				kinds = append(kinds, a.Kind)
-			}
-			if len(kinds) < 2 || kinds[0] != wxsim.NotifyRefundV3 || kinds[1] != wxsim.NotifyPayV3 {
-				t.Fatalf("deliveries %v, want the refund notify first", kinds)
-			}
-			if r, _ := h.base.Refund(h.ctx, rf.OutRefundNo); r.Status != merchant.RefundSuccess {
-				t.Fatalf("refund %s", r.Status)
-			}
-			h.wantOnePayment(no)
-			h.finish()
-		})
-
-		// A refund notify for a refund we never made (one made on the
-		// merchant platform) arrives while the order is unpaid here (its
-		// pay notify is late): refused and recorded, never applied; the
-		// order is paid when its notify comes.
-		t.Run("refund notify for an unpaid order", func(t *testing.T) {
-			h := newHarness(t, sk, withV3("certificates"))
-			sess := h.user()
-			res := h.create(sess, oneCoffee)
-			no := res.Order.OutTradeNo
-			h.front.holdOrder(no, true)
-			h.payAtSim(sess, res)
-			if _, err := h.v3.client.CreateRefund(h.ctx, &apiv3.RefundRequest{OutTradeNo: no, OutRefundNo: "PLATFORM0001",
-				Total: 1500, Refund: 500, NotifyURL: h.url + "/wxpay/notify/refund"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.sim.CompleteRefund(mchID, "PLATFORM0001", wxpay.RefundStatusSuccess); err != nil {
-				t.Fatal(err)
-			}
-			h.sim.Flush()
-			h.advance(20 * time.Minute) // a few refund notify retries
-			h.wantUntouched(no)
-			if an := h.anomalies(no); len(an) != 1 || an[0].Kind != merchant.AnomalyRefundMismatch {
-				t.Fatalf("anomalies %+v", an)
-			}
-			if _, err := h.base.Refund(h.ctx, "PLATFORM0001"); errCode(err) != merchant.ENOTFOUND {
-				t.Fatalf("the refund notify created a refund: %v", err)
-			}
-			refundTries := 0
-			for _, a := range h.sim.Notifications() {
-				if a.Kind == wxsim.NotifyRefundV3 {
-					refundTries++
-					if a.Acked || v3FailureReply(a.HTTPStatus, []byte(a.Reply)) != "" {
-						t.Fatalf("refund notify answered %s %d %q", a.Verdict, a.HTTPStatus, a.Reply)
-					}
-				}
-			}
-			if refundTries < 2 {
-				t.Fatalf("%d refund notify tries", refundTries)
-			}
-			h.front.holdOrder(no, false)
-			h.advance(15 * time.Minute) // the pay notify's retry (34 minutes after the payment)
-			h.wantOnePayment(no)
-			h.finish() // the refund WeChat made and we did not is recorded (anomaly, recon exception)
-		})
-
-		// A payment lands on an order already CLOSED here: PAID, with a
-		// late_payment anomaly for a person to refund or ship.
-		t.Run("payment of a locally closed order", func(t *testing.T) {
-			h := newHarness(t, sk, withV3("certificates"), withGateway(func(g merchant.Gateway) merchant.Gateway { return closeLiesGW{g} }))
-			sess := h.user()
-			res := h.create(sess, oneCoffee)
-			no := res.Order.OutTradeNo
-			if o, err := h.svc.Close(h.ctx, no); err != nil || o.Status != merchant.OrderClosed {
-				t.Fatalf("close: %+v %v", o, err)
-			}
-			h.payAtSim(sess, res) // the payment in flight when the close landed
-			if at := h.payV3Attempts(no); len(at) != 1 || !at[0].Acked {
-				t.Fatalf("tries %+v", at)
-			}
-			if o := h.order(no); o.Status != merchant.OrderPaid {
-				t.Fatalf("a payment of a closed order left it %s", o.Status)
-			}
-			if an := h.anomalies(no); len(an) != 1 || an[0].Kind != merchant.AnomalyLatePayment {
-				t.Fatalf("anomalies %+v", an)
-			}
-			ev := h.events(no)
-			if len(ev) != 2 || ev[0].To != merchant.OrderClosed || ev[1].From != merchant.OrderClosed || ev[1].To != merchant.OrderPaid {
-				t.Fatalf("events %+v", ev)
-			}
-			if n := h.paidEvents(no); n != 1 {
-				t.Fatalf("%d order.paid events", n)
 			}
 			h.finish()
 		})
