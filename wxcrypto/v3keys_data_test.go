@@ -1,119 +1,22 @@
 package wxcrypto_test
 
-// TEST-ONLY keys, the same as apiv3/testdata (see its README.txt): they
+import "os"
+
+// TEST-ONLY keys, read from apiv3/testdata (see its README.txt): they
 // protect nothing. PKCS#1 v1.5 signatures are deterministic, so the tests
 // pin signatures made with them; the pins were checked with openssl.
-const (
-	// merchantKeyPEM is apiv3/testdata/merchant_key.pem (PKCS#8).
-	merchantKeyPEM = `-----BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCXxgzqzglqc6q5
-cNLc5RsHCYk4SzCRyHUX8YiqF/VBTxW2HJ2RR7J/9R52P9Ijk1EZC7JbVCJCwCOY
-y+US+fKewvEJA2IzBTtFIaCvsJxPqndlPOmDSZyW3SWjTUUogBMdRvcET49z3SeH
-cD+GfR4510mqYHG3Q11st4aKrMKgU3mONVfVF963YYUwIk+Ekh1stLxBuLvCCO2i
-HfmRvShiEyUFJySweAR5/kgccAIFrODeBYDm0livsye/O+QFKTbN3tWcQqWtr9EP
-rITNXKS8kPIw/r0BiV0KKCTej8gJVSuavJpu0foEBWbsOjmJ/JTUUTsNn56h0K6N
-rr75ZkBvAgMBAAECggEAKMpIH3UXb749dJBfg5GphWcpM3F10MB0w+YcykYdGpvU
-JHklWe3QifZJZRN6+Se3JImRulzuxkzYZFDsNIDrlYKkAD2iDz9JMie7BWzsXbbd
-Vt6bjbbjeGJgIrb6LsvZF0XCzqxJTCT0YkCnOhB3Zqk3Oayo802OFtFuPef3eNn8
-fdCaOTijgelsLcgeHxZ/66yo1NnOfsBISjVqcJK7aKKwKfCD8ai9UGk5dIKWP7kB
-q5Ft7IIOzMGoKF2fi2S3qm886vZf98kys2AjBkHVawOUdhwIsS1vYPPSRdkMx9mz
-ODgxDs5BdWxfvTUCB+zcDwXjd9GFXpru/tf9rz0BJQKBgQDFdykZFD2wfR+hrnPE
-iNgIqXtBA1NLkpnMtkgTmSHNg6tJ44ootZ2+nGV8IJHqs+NjJqi/McrHveUYybn5
-sfBdCVZhPBbemCE4Mc34acbUfoHPUwe4wuRJwJsa7Mazpw68bIwjEdv3gGeCsBc6
-DfReP0yjPwyjEWUx+OQpp+I6+wKBgQDEw4ZrgcwUN7q7nTwLBTG4WdemosDtORwj
-Gfx6PFlIQm/HtFAIuzCQQAA12SxtX2MxY2VtLw12b8n2BI+ZxpWV/9HiUUibg+nh
-SkEG7AkL0ECiFUScYSW9TdI0TzyCW/Ia8NWDiSBNAdIRPTzbuyf6aWpxOPy7Ru4V
-S+FUPNwWHQKBgCrMFMA2vtgNhlmIcdbawde+w9PnYJo0f9j6eMyml8jvDKTLCBqi
-ojm5s9UfSgDQVCwdKN2ncQexhIHG1uPjSPEhIPOaDmrYFfsT8EwywME1WfURTc8h
-jlDdycAgKUCuqGb2L7k6Ga6eydBtUdtnQttaZMXM2HRPRNt70helJ0cZAoGBAL9Z
-vsGSSttmjwyhjqDQ/ldf197P7HtGzNw+C1D8m38wTPCTpDm5gTLnaszzVMdQunBv
-T1XtKlSBxpCgQt6zRwnG7WAA2HGUycA0rCSFKw74CcMWl9DUkRUWN1Rzsk68CCi3
-CY2Pr3/0Q0xMl4DA89IM7l0JpI6kHilLz+hR/17pAoGAI/AJl+vvJkzU5PlttQrC
-2wPQIkXihFISnZjNCQ2NMcRHH9nA4gBKYqHC0Nh2loqBIpfK1GcFWGt5DSKR0uz9
-6soxheK33hZ/Py+BHsssxS4YfotzBVhXRS+Oe+DXsfAGzoSC2yFsBHKVaFiENxfa
-fqIhojNBjNh8vrIJHLIPAq0=
------END PRIVATE KEY-----
-`
-	// merchantKeyPKCS1PEM is the same key as PKCS#1.
-	merchantKeyPKCS1PEM = `-----BEGIN RSA PRIVATE KEY-----
-MIIEowIBAAKCAQEAl8YM6s4JanOquXDS3OUbBwmJOEswkch1F/GIqhf1QU8Vthyd
-kUeyf/Uedj/SI5NRGQuyW1QiQsAjmMvlEvnynsLxCQNiMwU7RSGgr7CcT6p3ZTzp
-g0mclt0lo01FKIATHUb3BE+Pc90nh3A/hn0eOddJqmBxt0NdbLeGiqzCoFN5jjVX
-1Rfet2GFMCJPhJIdbLS8Qbi7wgjtoh35kb0oYhMlBScksHgEef5IHHACBazg3gWA
-5tJYr7MnvzvkBSk2zd7VnEKlra/RD6yEzVykvJDyMP69AYldCigk3o/ICVUrmrya
-btH6BAVm7Do5ifyU1FE7DZ+eodCuja6++WZAbwIDAQABAoIBACjKSB91F2++PXSQ
-X4ORqYVnKTNxddDAdMPmHMpGHRqb1CR5JVnt0In2SWUTevkntySJkbpc7sZM2GRQ
-7DSA65WCpAA9og8/STInuwVs7F223Vbem42243hiYCK2+i7L2RdFws6sSUwk9GJA
-pzoQd2apNzmsqPNNjhbRbj3n93jZ/H3Qmjk4o4HpbC3IHh8Wf+usqNTZzn7ASEo1
-anCSu2iisCnwg/GovVBpOXSClj+5AauRbeyCDszBqChdn4tkt6pvPOr2X/fJMrNg
-IwZB1WsDlHYcCLEtb2Dz0kXZDMfZszg4MQ7OQXVsX701Agfs3A8F43fRhV6a7v7X
-/a89ASUCgYEAxXcpGRQ9sH0foa5zxIjYCKl7QQNTS5KZzLZIE5khzYOrSeOKKLWd
-vpxlfCCR6rPjYyaovzHKx73lGMm5+bHwXQlWYTwW3pghODHN+GnG1H6Bz1MHuMLk
-ScCbGuzGs6cOvGyMIxHb94BngrAXOg30Xj9Moz8MoxFlMfjkKafiOvsCgYEAxMOG
-a4HMFDe6u508CwUxuFnXpqLA7TkcIxn8ejxZSEJvx7RQCLswkEAANdksbV9jMWNl
-bS8Ndm/J9gSPmcaVlf/R4lFIm4Pp4UpBBuwJC9BAohVEnGElvU3SNE88glvyGvDV
-g4kgTQHSET0827sn+mlqcTj8u0buFUvhVDzcFh0CgYAqzBTANr7YDYZZiHHW2sHX
-vsPT52CaNH/Y+njMppfI7wykywgaoqI5ubPVH0oA0FQsHSjdp3EHsYSBxtbj40jx
-ISDzmg5q2BX7E/BMMsDBNVn1EU3PIY5Q3cnAIClArqhm9i+5OhmunsnQbVHbZ0Lb
-WmTFzNh0T0Tbe9IXpSdHGQKBgQC/Wb7BkkrbZo8MoY6g0P5XX9fez+x7RszcPgtQ
-/Jt/MEzwk6Q5uYEy52rM81THULpwb09V7SpUgcaQoELes0cJxu1gANhxlMnANKwk
-hSsO+AnDFpfQ1JEVFjdUc7JOvAgotwmNj69/9ENMTJeAwPPSDO5dCaSOpB4pS8/o
-Uf9e6QKBgCPwCZfr7yZM1OT5bbUKwtsD0CJF4oRSEp2YzQkNjTHERx/ZwOIASmKh
-wtDYdpaKgSKXytRnBVhreQ0ikdLs/erKMYXit94Wfz8vgR7LLMUuGH6LcwVYV0Uv
-jnvg17HwBs6EgtshbARylWhYhDcX2n6iIaIzQYzYfL6yCRyyDwKt
------END RSA PRIVATE KEY-----
-`
-	// platformKeyPEM is apiv3/testdata/platform_key.pem.
-	platformKeyPEM = `-----BEGIN PRIVATE KEY-----
-MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDlOViYk1/oJFRM
-1kvR6vqcgtyGfFfc9wI6KOuUI8X4mMqROndaGessCw9gJsB0IxmoSlPWKblo4yZV
-dkVwY+iXotdTS95zUmalBgHr7dtnX0YKGV5+/88cBc0L+0daQ2Taqfl9PplVmIVM
-IiPXxLv/4Y1eKZRxRyzGlp1vQ+2ulsTyIijyWKtTu/ml+BUS+qvyEg1hWSUfWusL
-ojMZa/356KKCJM4CZtDDo2n0vsosW9+bQBo4Az8H0yzIxekKMuLCUsBeBty+2OQ6
-h7HTR5LVx3MdprsqLZ8OEUCHXuIO4X2Nrd3xX0ZOidC2MK65WtSJu/dhEz5DtylU
-JxOMCGrvAgMBAAECggEAIjpP6miHN6jFFbwiEjReO6SmvUYv8ITJxll54+L7msVl
-6g2q6L9aCHeWUis3LaBYInMG1cHhN7JDdRt1/vRMNOhR8tQvYVT6ksW037/itSra
-0IM9QwV7rZmIJrPc0bOiiaw73uHMD6X4sYefhoaP9AOAEoFu8wNHwleXJpgkE5+T
-a+Vf8dYFB6y7Ol+UNy3y2dZLGOuIhCn16hXoDN/zdzTN6E263w+1JMyVdF8D8Pdz
-mpL7qm5LjEXVU8UmX5n08BE00u4FQkWMSfhpCa9e/Hj5gwKEGgwp5mx3oKEcuTsx
-GeGLBbeFswCbGMvrddYwHTAerfgx7VYtZVXcw5woIQKBgQD0puuPDsikWmAir7Tw
-Cw/MrGXp5tOg0iKBspwaHLzFeHCkmM2PQSfiL9/XZpO9DQgz4IiIlIVtxfG3ctmj
-TvhBdKBQCRaCLWxxl1JLG4bwmfw4JhZ5tjNLpI34U6T9HQclhWTzKlxvAhYnAK7M
-eTX18tCFNs2VcPWIglX2B79nuQKBgQDv2zp6GWaD3nkCrBqvqHtuNwuY9O7Z2igw
-vJfAfn1Mg43v3GABDJ+PmpKYO7M7KgQT5af4q90Xj2Hcd9BHEm/uAONVl8gCqdX2
-O+lNVxt+0ThDzzltpf0MPfkoJ1v/W2+nyrARWzfojObQ3Be4dBtL2WlvY80DWTcR
-DtdJUnPr5wKBgB87B6r1aiuA1fDXmTNjVhr8ju3y52UKLhl8YWz76iUTIN4CG4uD
-98Fp9xsaHxXtCfUFXqiAvR+sOxT99kZgmFRSvPw6jMMFZWiCtqCb3Pft0EKiqg/T
-cGzhjrX6h39AK19gzeg0qiQJkiZccfPsLTU+T9wRiODg0JcifDKx/n8RAoGADDWU
-nHJ+jWfdsQ0hrp9c6RdUN8z/+4bnVNPExb+qkSKBLxyApo0F8kFkBOvFC9XvrzOZ
-gUb+UhyyVo6iw3tkxzC0Yb8AJ2KNyaLzFUTB2Yq82nbJ7ZLtdpoQ/MJEJJN684eV
-vsxt5CCH/0m0y2bdnNbMTyc9YFZCP1QKEWlpDTECgYBK5knXV7Okbza+1laysBAf
-yrCe0vPeUcNoXNn5+oNNEJvRD50yIu6Wn82RkSlW+tuYvIbaqYfmw3zoWLrxxjt9
-pZR7jvk+nCqbyMysp9jSJsUsG2WNpKp7XiD2ACnp3XFF1PAafIElXpmkcFX0aZ9e
-dt/WIK5dNSHnOk865P+/fA==
------END PRIVATE KEY-----
-`
-	// merchantCertPEM is apiv3/testdata/merchant_cert.pem.
-	merchantCertPEM = `-----BEGIN CERTIFICATE-----
-MIIDdzCCAl+gAwIBAgIUN3W2pFrNUKnlrmDk+UqPTFxF2PgwDQYJKoZIhvcNAQEL
-BQAwSjETMBEGA1UEAwwKMTkwMDAwOTE5MTEfMB0GA1UECgwWd3hwYXktZ28gdGVz
-dCBtZXJjaGFudDESMBAGA1UECwwJdGVzdCBvbmx5MCAXDTI2MTEyOTA3MDMzOFoY
-DzIxMjYxMTA1MDcwMzM4WjBKMRMwEQYDVQQDDAoxOTAwMDA5MTkxMR8wHQYDVQQK
-DBZ3eHBheS1nbyB0ZXN0IG1lcmNoYW50MRIwEAYDVQQLDAl0ZXN0IG9ubHkwggEi
-MA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCXxgzqzglqc6q5cNLc5RsHCYk4
-SzCRyHUX8YiqF/VBTxW2HJ2RR7J/9R52P9Ijk1EZC7JbVCJCwCOYy+US+fKewvEJ
-A2IzBTtFIaCvsJxPqndlPOmDSZyW3SWjTUUogBMdRvcET49z3SeHcD+GfR4510mq
-YHG3Q11st4aKrMKgU3mONVfVF963YYUwIk+Ekh1stLxBuLvCCO2iHfmRvShiEyUF
-JySweAR5/kgccAIFrODeBYDm0livsye/O+QFKTbN3tWcQqWtr9EPrITNXKS8kPIw
-/r0BiV0KKCTej8gJVSuavJpu0foEBWbsOjmJ/JTUUTsNn56h0K6Nrr75ZkBvAgMB
-AAGjUzBRMB0GA1UdDgQWBBS7QtgGxl6k0fnG/D56J2pIhF3sFzAfBgNVHSMEGDAW
-gBS7QtgGxl6k0fnG/D56J2pIhF3sFzAPBgNVHRMBAf8EBTADAQH/MA0GCSqGSIb3
-DQEBCwUAA4IBAQA/0JRl/2s3ztq0k6Dyp9nXBRCe/tM+xH6yGBDBYLbTG/2Bpslj
-CPXOtimg+Rghnv+DYFVcuQmCK8+tA2n3Iexg8XQyCEpo1v3Bnm2TKTo7tio4BMJO
-AZPTkf8sXsu5M2G+q5lRY+Ww6loyZr169zgoysFUg2uDrgxRG4VhTTUnF++r+lyx
-qNPtaRdTQTBOV0IDeHa/+86nALNRb1XJBP1mvPmPG4tLCaOgRCm33z0XQhgTP0Es
-uSIpjdmY0z/mkjJWxJzzyV+UTuCmxd+2xAcI5Bben4EvyLT2RbwpryFSuo7rr4Eu
-/rsD46NqwLFCA/54nwyTDwP/kuLJFzrX0jIs
------END CERTIFICATE-----
-`
+var (
+	merchantKeyPEM      = testdata("merchant_key.pem")       // PKCS#8
+	merchantKeyPKCS1PEM = testdata("merchant_key_pkcs1.pem") // the same key as PKCS#1
+	platformKeyPEM      = testdata("platform_key.pem")
+	merchantCertPEM     = testdata("merchant_cert.pem")
 )
+
+// testdata reads a file of apiv3/testdata, the one copy of the test keys.
+func testdata(name string) string {
+	b, err := os.ReadFile("../apiv3/testdata/" + name)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
