@@ -57,3 +57,9 @@ func VerifyPayParams(p *PayParams, pub *rsa.PublicKey) error {
 	}
 	return wxcrypto.VerifyMiniProgramPaySignV3(pub, p.AppID, p.TimeStamp, p.NonceStr, p.Package[len("prepay_id="):], p.PaySign)
 }
+
+// SignedString is the string paySign signs, "appId\ntimeStamp\nnonceStr\n
+// package\n" (protocol.md §13.5), for diagnostics: it holds no secret.
+func (p *PayParams) SignedString() string {
+	return p.AppID + "\n" + p.TimeStamp + "\n" + p.NonceStr + "\n" + p.Package + "\n"
+}

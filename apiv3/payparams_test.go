@@ -44,3 +44,12 @@ func TestMiniProgramPayParams(t *testing.T) {
 		t.Errorf("no prepay id: %v", err)
 	}
 }
+
+func TestPayParamsSignedString(t *testing.T) {
+	p := &PayParams{AppID: "wxd678efh567hg6787", TimeStamp: "1490840662", NonceStr: "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
+		Package: "prepay_id=wx2017033010242291fcfe0db70013231072", SignType: "RSA"}
+	want := "wxd678efh567hg6787\n1490840662\n5K8264ILTKCH16CQ2502SI8ZNMTM67VS\nprepay_id=wx2017033010242291fcfe0db70013231072\n"
+	if got := p.SignedString(); got != want {
+		t.Fatalf("SignedString() = %q, want %q", got, want)
+	}
+}

@@ -343,15 +343,16 @@ func (d *demo) run(ctx context.Context) error {
 	d.stepf("the five pay parameters, signed into paySign:")
 	d.detail("appId=%s timeStamp=%s nonceStr=%s package=%s signType=%s", p.AppID, p.TimeStamp, p.NonceStr, p.Package, p.SignType)
 	if d.v3 {
-		d.detail("signed string (RSA-SHA256 with the merchant key): %q", p.AppID+"\n"+p.TimeStamp+"\n"+p.NonceStr+"\n"+p.Package+"\n")
+		p3 := &apiv3.PayParams{AppID: p.AppID, TimeStamp: p.TimeStamp, NonceStr: p.NonceStr,
+			Package: p.Package, SignType: p.SignType, PaySign: p.PaySign}
+		d.detail("signed string (RSA-SHA256 with the merchant key): %q", p3.SignedString())
 		d.detail("paySign: %s", clip(p.PaySign, 60))
 		cert, err := wxcrypto.ParseCertificate([]byte(d.creds.CertPEM))
 		if err != nil {
 			return err
 		}
 		pub, _ := cert.PublicKey.(*rsa.PublicKey)
-		if err := apiv3.VerifyPayParams(&apiv3.PayParams{AppID: p.AppID, TimeStamp: p.TimeStamp, NonceStr: p.NonceStr,
-			Package: p.Package, SignType: p.SignType, PaySign: p.PaySign}, pub); err != nil {
+		if err := apiv3.VerifyPayParams(p3, pub); err != nil {
 			return fmt.Errorf("paySign does not verify: %w", err)
 		}
 	} else {

@@ -271,7 +271,7 @@ func paySignV3(cmd *cobra.Command, s streams, appID, keyFile, prepayID string, t
 		return err
 	}
 	if verbose {
-		fmt.Fprintf(s.err, "signed string: %q\n", p.AppID+"\n"+p.TimeStamp+"\n"+p.NonceStr+"\n"+p.Package+"\n")
+		fmt.Fprintf(s.err, "signed string: %q\n", p.SignedString())
 	}
 	return nil
 }

@@ -156,7 +156,7 @@ func (g *V3) PayParams(prepayID string) (*merchant.PayParams, error) {
 	}
 	return &merchant.PayParams{AppID: p.AppID, TimeStamp: p.TimeStamp, NonceStr: p.NonceStr, Package: p.Package,
 		SignType: p.SignType, PaySign: p.PaySign,
-		Signed: p.AppID + "\n" + p.TimeStamp + "\n" + p.NonceStr + "\n" + p.Package + "\n"}, nil
+		Signed: p.SignedString()}, nil
 }
 
 // paymentV3 turns a paid v3 transaction into the domain's payment.
