@@ -96,8 +96,8 @@ func (f *v3Flags) merchant(ctx context.Context) (apiv3.Config, string, error) {
 		if err != nil {
 			return apiv3.Config{}, "", err
 		}
-		w.MchID, w.CertSerial, w.APIv3Key, w.PrivateKeyPEM = creds.MchID, creds.CertSerial, wxpay.Secret(creds.APIv3Key), wxpay.Secret(creds.PrivateKeyPEM)
-		w.CertFile, w.KeyFile = "", ""
+		w.MchID = creds.MchID
+		useSimV3Credentials(&w, creds)
 	}
 	if f.mchID != "" {
 		w.MchID = f.mchID

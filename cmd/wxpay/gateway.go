@@ -144,8 +144,15 @@ func simV3Credentials(w *config.WeChat, sim *wxsim.Simulator) error {
 	if err != nil {
 		return err
 	}
+	useSimV3Credentials(w, &c)
+	return nil
+}
+
+// useSimV3Credentials puts a simulator merchant's APIv3 credentials into
+// the WeChat section, in memory (no key files).
+func useSimV3Credentials(w *config.WeChat, c *wxsim.V3Credentials) {
+	w.APIVersion = "v3"
 	w.CertSerial, w.PrivateKeyPEM, w.APIv3Key = c.CertSerial, wxpay.Secret(c.PrivateKeyPEM), wxpay.Secret(c.APIv3Key)
 	w.PublicKeyID, w.PublicKeyPEM = c.PublicKeyID, c.PublicKeyPEM
 	w.CertFile, w.KeyFile, w.PublicKeyFile, w.PlatformCertFile = "", "", "", ""
-	return nil
 }

@@ -64,11 +64,10 @@ func (f *opsFlags) v3Client(ctx context.Context) (*v3Setup, error) {
 		if err != nil {
 			return nil, err
 		}
-		w = config.WeChat{AppID: wxsim.DefaultAppID, MchID: wxsim.DefaultMchID, APIVersion: "v3", CertSerial: creds.CertSerial,
-			PrivateKeyPEM: wxpay.Secret(creds.PrivateKeyPEM), APIv3Key: wxpay.Secret(creds.APIv3Key),
-			Verifier: config.VerifierCertificates}
+		w = config.WeChat{AppID: wxsim.DefaultAppID, MchID: wxsim.DefaultMchID, Verifier: config.VerifierCertificates}
+		useSimV3Credentials(&w, creds)
 		if len(creds.PlatformCertificates) == 0 {
-			w.Verifier, w.PublicKeyID, w.PublicKeyPEM = config.VerifierPublicKey, creds.PublicKeyID, creds.PublicKeyPEM
+			w.Verifier = config.VerifierPublicKey // a public-key-only merchant
 		}
 	} else if !w.V3() {
 		return nil, nil
